@@ -1,4 +1,4 @@
-"""ArcFace, mixup, ArcMix and Noisy-ArcMix: the training objectives of the book.
+r"""ArcFace, mixup, ArcMix and Noisy-ArcMix: the training objectives of the book.
 
 Paper: S. Choi and J.-W. Choi, "Noisy-ArcMix: Additive Noisy Angular Margin Loss Combined
 With Mixup for Anomalous Sound Detection", ICASSP 2024, pp. 516-520
@@ -14,22 +14,24 @@ and scale ``s``, the poster writes
 
 .. math::
 
-    \\mathcal{L}_{\\text{ArcFace}}(\\mathbf{x}, \\mathbf{y}) =
-        -\\mathbf{y}^\\top \\log \\frac{e^{s \\cos(\\theta + m\\mathbf{y})}}
-                                     {\\sum_{k=1}^K e^{s \\cos(\\theta_k + m\\mathbf{y}_k)}}
+    \mathcal{L}_{\text{ArcFace}}(\mathbf{x}, \mathbf{y}) =
+        -\mathbf{y}^\top \log \frac{e^{s \cos(\theta + m\mathbf{y})}}
+                                     {\sum_{k=1}^K e^{s \cos(\theta_k + m\mathbf{y}_k)}}
 
-    \\mathbf{x}^{ij} = \\lambda \\mathbf{x}^i + (1 - \\lambda) \\mathbf{x}^j
+    \mathbf{x}^{ij} = \lambda \mathbf{x}^i + (1 - \lambda) \mathbf{x}^j
 
-    \\mathcal{L}_{\\text{AMix}} = \\lambda \\mathcal{L}_{\\text{AF}}(\\mathbf{x}^{ij}, \\mathbf{y}^i)
-        + (1 - \\lambda) \\mathcal{L}_{\\text{AF}}(\\mathbf{x}^{ij}, \\mathbf{y}^j)
+    \mathcal{L}_{\text{AMix}} =
+        \lambda \mathcal{L}_{\text{AF}}(\mathbf{x}^{ij}, \mathbf{y}^i)
+        + (1 - \lambda) \mathcal{L}_{\text{AF}}(\mathbf{x}^{ij}, \mathbf{y}^j)
 
-    \\mathcal{L}_{\\text{NAMix}}(\\mathbf{x}^{ij}, \\mathbf{y}^{ij}) =
-        -\\mathbf{y}^{ij \\top} \\log \\frac{e^{s \\cos(\\theta + m\\mathbf{y}^i)}}
-                                          {\\sum_{k=1}^K e^{s \\cos(\\theta_k + m\\mathbf{y}_k^i)}},
-    \\qquad \\mathbf{y}^{ij} = \\lambda \\mathbf{y}^i + (1 - \\lambda) \\mathbf{y}^j
+    \mathcal{L}_{\text{NAMix}}(\mathbf{x}^{ij}, \mathbf{y}^{ij}) =
+        -\mathbf{y}^{ij \top} \log \frac{e^{s \cos(\theta + m\mathbf{y}^i)}}
+                                          {\sum_{k=1}^K e^{s \cos(\theta_k + m\mathbf{y}_k^i)}},
+    \qquad \mathbf{y}^{ij} = \lambda \mathbf{y}^i + (1 - \lambda) \mathbf{y}^j
 
 All functions accept any batch size, run on CPU and CUDA, and compute the cosine / sine /
-margin part in float32 even under ``torch.autocast`` (the logits come back in float32).
+margin part in float32 even under ``torch.autocast`` (the logits come back in float32;
+float64 inputs are kept in float64, which the tests use for tight comparisons).
 
 Input checks: shape and dtype checks are free (no device work). Two checks read values and
 therefore force a GPU -> CPU synchronisation when the tensors live on a GPU: the label range
@@ -50,8 +52,14 @@ __all__ = [
     "MIXING_MODES",
     "ArcMarginHead",
     "arcface_logits",
+    "arcface_loss",
+    "arcmix_loss",
     "cos_with_margin",
     "cosine_logits",
+    "loss_for_mode",
+    "mix_batch",
+    "mixup_loss",
+    "noisy_arcmix_loss",
 ]
 
 # The training modes, by name (chapter 9 trains one model per mode).
@@ -131,17 +139,18 @@ def _check_lam(lam):
 
 
 def cosine_logits(embedding, weight, sub_centers=1):
-    """Cosine between each embedding and each class weight: cos(theta).
+    r"""Cosine between each embedding and each class weight: cos(theta).
 
-    .. math:: \\cos\\theta_{bk} = \\frac{x_b}{\\lVert x_b \\rVert} \\cdot
-              \\frac{W_k}{\\lVert W_k \\rVert}
+    .. math:: \cos\theta_{bk} = \frac{x_b}{\lVert x_b \rVert} \cdot
+              \frac{W_k}{\lVert W_k \rVert}
 
     With sub-centres (Deng et al., "Sub-center ArcFace", ECCV 2020) each class owns
     ``sub_centers`` weight rows and its cosine is the largest of them. Row layout of
     `weight`: class-major, i.e. row ``c * sub_centers + j`` is sub-centre ``j`` of class
     ``c`` (so the rows of one class are contiguous).
 
-    Computed in float32 (autocast is switched off inside) and clamped to [-1, 1].
+    Computed in float32 (autocast is switched off inside; float64 inputs stay float64) and
+    clamped to [-1, 1].
 
     Args:
         embedding: Embeddings of the clips.
@@ -149,7 +158,7 @@ def cosine_logits(embedding, weight, sub_centers=1):
         sub_centers: Number of sub-centres k per class.
 
     Returns:
-        The cosines, float32.
+        The cosines, float32 (float64 for float64 inputs).
 
     Shapes:
         - embedding: [batch, dim]
@@ -158,9 +167,12 @@ def cosine_logits(embedding, weight, sub_centers=1):
     """
     num_classes = _check_embedding_weight(embedding, weight, sub_centers)
     with torch.autocast(device_type=embedding.device.type, enabled=False):
-        # Unit-length embeddings and weight rows, in float32.
-        x = F.normalize(embedding.float(), dim=1)  # [batch, dim]
-        w = F.normalize(weight.float(), dim=1)  # [classes * sub_centers, dim]
+        # At least float32 (float16 / bfloat16 inputs are upcast, float64 stays float64).
+        dtype = torch.promote_types(embedding.dtype, weight.dtype)
+        dtype = torch.promote_types(dtype, torch.float32)
+        # Unit-length embeddings and weight rows.
+        x = F.normalize(embedding.to(dtype), dim=1)  # [batch, dim]
+        w = F.normalize(weight.to(dtype), dim=1)  # [classes * sub_centers, dim]
         # Cosine to every weight row.
         cos = x @ w.t()  # [batch, classes * sub_centers]
         # Best sub-centre of each class.
@@ -171,14 +183,15 @@ def cosine_logits(embedding, weight, sub_centers=1):
 
 
 def cos_with_margin(cos, margin):
-    """The margin-penalised target cosine phi = cos(theta + m), with the monotonic fallback.
+    r"""The margin-penalised target cosine phi = cos(theta + m), with the monotonic fallback.
 
     .. math::
 
-        \\phi = \\begin{cases}
-            \\cos\\theta \\cos m - \\sin\\theta \\sin m & \\text{if } \\cos\\theta > \\cos(\\pi - m) \\\\
-            \\cos\\theta - m \\sin(\\pi - m)          & \\text{otherwise}
-        \\end{cases}
+        \phi = \begin{cases}
+            \cos\theta \cos m - \sin\theta \sin m
+                & \text{if } \cos\theta > \cos(\pi - m) \\
+            \cos\theta - m \sin(\pi - m)          & \text{otherwise}
+        \end{cases}
 
     For theta + m > pi, cos(theta + m) would grow again with theta; the fallback (the
     reference's "th/mm" branch) keeps the target logit decreasing in theta.
@@ -212,11 +225,11 @@ def cos_with_margin(cos, margin):
 
 
 def arcface_logits(embedding, weight, labels=None, margin=0.7, scale=30.0, sub_centers=1):
-    """ArcFace logits: the scaled cosines, with the angular margin on each clip's label.
+    r"""ArcFace logits: the scaled cosines, with the angular margin on each clip's label.
 
-    .. math:: \\text{logits}_{bk} = s \\cdot \\begin{cases}
-                  \\phi(\\cos\\theta_{bk}) & k = y_b \\\\
-                  \\cos\\theta_{bk}        & k \\neq y_b \\end{cases}
+    .. math:: \text{logits}_{bk} = s \cdot \begin{cases}
+                  \phi(\cos\theta_{bk}) & k = y_b \\
+                  \cos\theta_{bk}        & k \neq y_b \end{cases}
 
     where phi = cos(theta + m) with the fallback of :func:`cos_with_margin`.
     ``labels=None`` gives ``scale * cos`` (no margin anywhere).
@@ -230,7 +243,7 @@ def arcface_logits(embedding, weight, labels=None, margin=0.7, scale=30.0, sub_c
         sub_centers: Number of sub-centres k per class.
 
     Returns:
-        Logits in float32.
+        Logits in float32 (float64 for float64 inputs).
 
     Shapes:
         - embedding: [batch, dim]
@@ -295,3 +308,275 @@ class ArcMarginHead(nn.Module):
             f"num_classes={self.num_classes}, embedding_dim={self.embedding_dim}, "
             f"margin={self.margin}, scale={self.scale}, sub_centers={self.sub_centers}"
         )
+
+
+# ----------------------------------------------------------------------------------------
+# Losses
+# ----------------------------------------------------------------------------------------
+
+
+def arcface_loss(embedding, weight, labels, margin=0.7, scale=30.0, sub_centers=1):
+    r"""ArcFace loss: cross-entropy of the margin logits, batch mean (chapter 4).
+
+    .. math:: \mathcal{L}_{\text{ArcFace}}(\mathbf{x}, \mathbf{y}) =
+              -\mathbf{y}^\top \log \frac{e^{s \cos(\theta + m\mathbf{y})}}
+                                           {\sum_{k=1}^K e^{s \cos(\theta_k + m\mathbf{y}_k)}}
+
+    Args:
+        embedding: Embeddings of the clips.
+        weight: Class weights, class-major sub-centre rows.
+        labels: Class index of each clip.
+        margin: m in the poster, in radians.
+        scale: s in the poster.
+        sub_centers: Number of sub-centres k per class.
+
+    Returns:
+        Scalar loss.
+
+    Shapes:
+        - embedding: [batch, dim]
+        - weight: [classes * sub_centers, dim]
+        - labels: [batch]
+        - output: []
+    """
+    logits = arcface_logits(embedding, weight, labels, margin, scale, sub_centers)
+    return F.cross_entropy(logits, labels.long())
+
+
+def _check_mix_inputs(embedding, weight, y_a, y_b, lam, sub_centers):
+    """Shared checks of the three mixing losses; returns lam as a float."""
+    num_classes = _check_embedding_weight(embedding, weight, sub_centers)
+    _check_labels(y_a, "y_a", embedding.shape[0], num_classes)
+    _check_labels(y_b, "y_b", embedding.shape[0], num_classes)
+    return _check_lam(lam)
+
+
+def mixup_loss(embedding, weight, y_a, y_b, lam, scale=30.0, sub_centers=1):
+    r"""Mixup on scaled cosine logits (no margin), batch mean (chapter 5).
+
+    .. math:: \mathcal{L}_{\text{CE}}(\mathbf{x}^{ij}, \mathbf{y}^{ij}) =
+              -\mathbf{y}^{ij \top} \log \frac{e^{s \cos\theta}}{\sum_{k=1}^K e^{s \cos\theta_k}}
+              = \lambda \, \text{CE}(s\cos\theta, y^i)
+                + (1 - \lambda) \, \text{CE}(s\cos\theta, y^j)
+
+    with the soft label y^{ij} = lam * onehot(y_a) + (1 - lam) * onehot(y_b).
+
+    Args:
+        embedding: Embeddings of the mixed clips.
+        weight: Class weights, class-major sub-centre rows.
+        y_a: Labels of the first clip of each pair (weight `lam`).
+        y_b: Labels of the second clip of each pair (weight `1 - lam`).
+        lam: Mixing weight lambda in [0, 1].
+        scale: s in the poster.
+        sub_centers: Number of sub-centres k per class.
+
+    Returns:
+        Scalar loss.
+
+    Shapes:
+        - embedding: [batch, dim]
+        - weight: [classes * sub_centers, dim]
+        - y_a, y_b: [batch]
+        - output: []
+    """
+    lam = _check_mix_inputs(embedding, weight, y_a, y_b, lam, sub_centers)
+    # Scaled cosines, no margin anywhere.
+    logits = scale * cosine_logits(embedding, weight, sub_centers)  # [batch, classes]
+    # CE against each label, weighted by lambda.
+    loss_a = F.cross_entropy(logits, y_a.long())
+    loss_b = F.cross_entropy(logits, y_b.long())
+    return lam * loss_a + (1.0 - lam) * loss_b
+
+
+def arcmix_loss(embedding, weight, y_a, y_b, lam, margin=0.7, scale=30.0, sub_centers=1):
+    r"""ArcMix: lambda-weighted ArcFace losses, margin on each term's own label (chapter 6).
+
+    .. math:: \mathcal{L}_{\text{AMix}}(\mathbf{x}^{ij}, \mathbf{y}^i, \mathbf{y}^j) =
+              \lambda \mathcal{L}_{\text{AF}}(\mathbf{x}^{ij}, \mathbf{y}^i)
+              + (1 - \lambda) \mathcal{L}_{\text{AF}}(\mathbf{x}^{ij}, \mathbf{y}^j)
+
+    The first term puts the margin on y_a, the second on y_b.
+
+    Args:
+        embedding: Embeddings of the mixed clips.
+        weight: Class weights, class-major sub-centre rows.
+        y_a: Labels of the first clip of each pair (weight `lam`).
+        y_b: Labels of the second clip of each pair (weight `1 - lam`).
+        lam: Mixing weight lambda in [0, 1].
+        margin: m in the poster, in radians.
+        scale: s in the poster.
+        sub_centers: Number of sub-centres k per class.
+
+    Returns:
+        Scalar loss.
+
+    Shapes:
+        - embedding: [batch, dim]
+        - weight: [classes * sub_centers, dim]
+        - y_a, y_b: [batch]
+        - output: []
+    """
+    lam = _check_mix_inputs(embedding, weight, y_a, y_b, lam, sub_centers)
+    # Margin on y_a, CE against y_a.
+    logits_a = arcface_logits(embedding, weight, y_a, margin, scale, sub_centers)
+    loss_a = F.cross_entropy(logits_a, y_a.long())
+    # Margin on y_b, CE against y_b.
+    logits_b = arcface_logits(embedding, weight, y_b, margin, scale, sub_centers)
+    loss_b = F.cross_entropy(logits_b, y_b.long())
+    return lam * loss_a + (1.0 - lam) * loss_b
+
+
+def noisy_arcmix_loss(embedding, weight, y_a, y_b, lam, margin=0.7, scale=30.0, sub_centers=1):
+    r"""Noisy-ArcMix: one set of logits with the margin on y_a only, soft-label CE (chapter 7).
+
+    .. math:: \mathcal{L}_{\text{NAMix}}(\mathbf{x}^{ij}, \mathbf{y}^{ij}) =
+              -\mathbf{y}^{ij \top} \log \frac{e^{s \cos(\theta + m\mathbf{y}^i)}}
+                  {\sum_{k=1}^K e^{s \cos(\theta_k + m\mathbf{y}_k^i)}},
+              \qquad \mathbf{y}^{ij} = \lambda \mathbf{y}^i + (1 - \lambda) \mathbf{y}^j
+
+    The margin sits on y_a whatever lambda is: for lambda < 0.5 it lands on the minority
+    class of the mix (the poster's "inconsistent" margin). The logit of y_b (when it differs
+    from y_a) is the plain scaled cosine.
+
+    Args:
+        embedding: Embeddings of the mixed clips.
+        weight: Class weights, class-major sub-centre rows.
+        y_a: Labels of the first clip of each pair (weight `lam`, gets the margin).
+        y_b: Labels of the second clip of each pair (weight `1 - lam`, no margin).
+        lam: Mixing weight lambda in [0, 1].
+        margin: m in the poster, in radians.
+        scale: s in the poster.
+        sub_centers: Number of sub-centres k per class.
+
+    Returns:
+        Scalar loss.
+
+    Shapes:
+        - embedding: [batch, dim]
+        - weight: [classes * sub_centers, dim]
+        - y_a, y_b: [batch]
+        - output: []
+    """
+    lam = _check_mix_inputs(embedding, weight, y_a, y_b, lam, sub_centers)
+    # One set of logits, margin on y_a only.
+    logits = arcface_logits(embedding, weight, y_a, margin, scale, sub_centers)  # [batch, classes]
+    # Soft-label CE, written as two hard-label CEs.
+    loss_a = F.cross_entropy(logits, y_a.long())
+    loss_b = F.cross_entropy(logits, y_b.long())
+    return lam * loss_a + (1.0 - lam) * loss_b
+
+
+# ----------------------------------------------------------------------------------------
+# Mixing a batch
+# ----------------------------------------------------------------------------------------
+
+
+def mix_batch(wav, logmel, labels, alpha=0.5, generator=None, lam=None):
+    r"""Mix every clip of a batch with another clip of the same batch (mixup, chapter 5).
+
+    .. math:: \mathbf{x}^{ij} = \lambda \mathbf{x}^i + (1 - \lambda) \mathbf{x}^j,
+              \qquad \lambda \sim \text{Beta}(\alpha, \alpha)
+
+    ONE lambda per batch and ONE random permutation ``perm`` of the batch, shared by the
+    wave and the log-Mel: clip i is mixed with clip ``perm[i]``, ``y_a = labels`` and
+    ``y_b = labels[perm]``.
+
+    Randomness: both draws come from `generator` (the global torch RNG when None), so a
+    seeded ``torch.Generator`` (or ``torch.manual_seed``) makes the result reproducible.
+    torch cannot sample a Beta variate from a given generator, so lambda is drawn by
+    numpy's ``default_rng`` seeded with one integer drawn from `generator`; then the
+    permutation is drawn with ``torch.randperm`` from the same generator.
+
+    Args:
+        wav: Raw waves of the batch.
+        logmel: Log-Mel spectrograms of the batch.
+        labels: Class index of each clip.
+        alpha: Beta distribution parameter (0.5 in the paper), > 0.
+        generator: Optional ``torch.Generator``.
+        lam: Force lambda to this value in [0, 1] (the permutation is still drawn).
+
+    Returns:
+        ``(wav_mix, logmel_mix, y_a, y_b, lam)`` with ``lam`` a Python float.
+
+    Shapes:
+        - wav: [batch, samples] or [batch, 1, samples] (any trailing shape)
+        - logmel: [batch, mels, frames] or [batch, 1, mels, frames] (any trailing shape)
+        - labels: [batch]
+        - wav_mix, logmel_mix: same as wav, logmel
+        - y_a, y_b: [batch]
+    """
+    if not torch.is_tensor(labels) or labels.dim() != 1:
+        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels)
+        raise ValueError(f"labels must be a 1-D tensor [batch], got {shape}")
+    batch = labels.shape[0]
+    for name, tensor in (("wav", wav), ("logmel", logmel)):
+        if not torch.is_tensor(tensor) or tensor.dim() < 2:
+            shape = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor)
+            raise ValueError(f"{name} must be a tensor [batch, ...] of rank >= 2, got {shape}")
+        if tensor.shape[0] != batch:
+            raise ValueError(
+                f"{name} has batch size {tensor.shape[0]} but labels has {batch} entries"
+            )
+    device = generator.device if generator is not None else torch.device("cpu")
+    if lam is None:
+        if not float(alpha) > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        # One integer from the torch generator seeds numpy's Beta sampler.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=device))
+        lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    else:
+        lam = _check_lam(lam)
+    # One permutation for the whole batch.
+    perm = torch.randperm(batch, generator=generator, device=device)  # [batch]
+    # Same lambda and permutation for the wave and the log-Mel.
+    wav_mix = lam * wav + (1.0 - lam) * wav[perm.to(wav.device)]  # same shape as wav
+    logmel_mix = lam * logmel + (1.0 - lam) * logmel[perm.to(logmel.device)]  # same as logmel
+    # Labels of both partners.
+    y_a = labels
+    y_b = labels[perm.to(labels.device)]  # [batch]
+    return wav_mix, logmel_mix, y_a, y_b, lam
+
+
+# ----------------------------------------------------------------------------------------
+# Picking a loss by name
+# ----------------------------------------------------------------------------------------
+
+
+def _arcface_mode(embedding, weight, y_a, y_b, lam, margin=0.7, scale=30.0, sub_centers=1):
+    """ArcFace in the uniform signature: no mixing, so `lam` must be 1 and `y_b` is unused."""
+    if float(lam) != 1.0:
+        raise ValueError(f"mode 'arcface' does not mix batches: lam must be 1.0, got {lam!r}")
+    return arcface_loss(embedding, weight, y_a, margin, scale, sub_centers)
+
+
+def _mixup_mode(embedding, weight, y_a, y_b, lam, margin=0.7, scale=30.0, sub_centers=1):
+    """Mixup in the uniform signature: `margin` is unused (mixup has none)."""
+    return mixup_loss(embedding, weight, y_a, y_b, lam, scale, sub_centers)
+
+
+_LOSSES = {
+    "arcface": _arcface_mode,
+    "mixup": _mixup_mode,
+    "arcmix": arcmix_loss,
+    "noisy_arcmix": noisy_arcmix_loss,
+}
+
+
+def loss_for_mode(mode):
+    """The loss function of a training mode, all with one call signature.
+
+    Every returned function is called as
+    ``loss_fn(embedding, weight, y_a, y_b, lam, margin=0.7, scale=30.0, sub_centers=1)``.
+    For ``"arcface"`` (no mixing) pass ``y_b = y_a`` and ``lam = 1.0``; ``y_b`` is unused and
+    any other ``lam`` raises. For ``"mixup"`` the margin is unused. The modes whose batches
+    go through :func:`mix_batch` first are listed in ``MIXING_MODES``.
+
+    Args:
+        mode: One of ``MODES``: "arcface", "mixup", "arcmix", "noisy_arcmix".
+
+    Returns:
+        The loss function.
+    """
+    if mode not in _LOSSES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(MODES)}")
+    return _LOSSES[mode]
