@@ -1,0 +1,35 @@
+# The two set-up commands of the README:
+#   make book   - builds the whole book into _build/html (the "book" profile)
+#   make test   - runs the whole test suite (it builds the book in the fast "smoke" profile too)
+# Both create .venv if it is missing and install what they need; a second run skips the install
+# when pyproject.toml and this Makefile are unchanged.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp-install
+# Exact pins live here only (the development and CI install path); the package itself declares
+# lower bounds so that Colab keeps its own torch.
+TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
+# Data, runs and caches of the book build stay inside the ignored build folder.
+export ASDLIB_HOME ?= $(CURDIR)/_build/asdlib
+
+.PHONY: install book test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PINS)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[book,dev]"
+	@touch $(STAMP)
+
+book: $(STAMP)
+	ASDLIB_PROFILE=$${ASDLIB_PROFILE:-book} $(VENV)/bin/jupyter-book build . -W --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf _build

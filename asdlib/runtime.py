@@ -1,0 +1,57 @@
+"""Where things live and what they run on: the cache folder, the device, a setup report.
+
+Used by the first cell of every chapter (see the preface): it prints the versions, the active
+profile (``asdlib.profiles``) and the device, so that every number in the book can be traced to
+the setup that produced it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+from asdlib import profiles
+
+#: The environment variable that moves every generated file (data, runs, caches).
+HOME_VAR = "ASDLIB_HOME"
+
+
+def home() -> Path:
+    """The one folder for generated data, caches and training runs.
+
+    ``$ASDLIB_HOME`` if set (the Makefile points it at ``_build/asdlib``), else the user's cache
+    folder (``~/.cache/asdlib`` on Linux). Paths are never relative to a notebook.
+    """
+    configured = os.environ.get(HOME_VAR)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    import pooch
+
+    return Path(pooch.os_cache("asdlib")).resolve()
+
+
+def device(name: str | None = None):
+    """The torch device to train on: ``name`` if given, else CUDA when available, else the CPU."""
+    import torch
+
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def describe(profile: str | None = None) -> str:
+    """A few lines naming the versions, the active profile, the device and the cache folder."""
+    import torch
+    import torchaudio
+
+    import asdlib
+
+    active = profiles.get_profile(profile)
+    lines = [
+        f"asdlib {asdlib.__version__} | torch {torch.__version__} | torchaudio {torchaudio.__version__}"
+        f" | Python {platform.python_version()}",
+        f"{active.summary()}",
+        f"device={device()} | torch threads={torch.get_num_threads()} | {HOME_VAR}={home()}",
+    ]
+    return "\n".join(lines)

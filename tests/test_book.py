@@ -1,0 +1,44 @@
+"""The book builds (smoke profile, warnings as errors) and its notebooks follow the house rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for entry in toc.get("chapters", []):
+        files.append(entry["file"])
+    return files
+
+
+def test_book_builds_every_toc_page(smoke_book):
+    for name in _toc_files():
+        assert (smoke_book / f"{name}.html").is_file(), f"{name}.html was not built"
+
+
+def test_preface_executed_the_setup_cell(smoke_book):
+    html = (smoke_book / "book" / "00_preface.html").read_text()
+    # The setup cell prints the profile it ran under.
+    assert "profile=smoke" in html
+
+
+def test_notebooks_are_committed_without_outputs():
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell["outputs"], f"{path.name} has outputs"
+                assert cell["execution_count"] is None, f"{path.name} has execution counts"
+
+
+def test_every_notebook_is_in_the_toc():
+    in_toc = set(_toc_files())
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        assert f"book/{path.stem}" in in_toc, f"{path.name} is not listed in _toc.yml"
