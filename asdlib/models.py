@@ -311,13 +311,13 @@ def global_kernel_size(input_size=(128, 313), bottleneck_setting=BOTTLENECK_SETT
         (height, width) of the kernel.
     """
     height, width = input_size
+    if height < 1 or width < 1:
+        raise ValueError(f"input_size must be two positive ints (mels, frames), got {input_size!r}")
     # conv1: 3x3, stride 2, padding 1
     height, width = _conv_out(height, 3, 2, 1), _conv_out(width, 3, 2, 1)
     # first block of each group: 3x3 depthwise with stride s, padding 1
     for _, _, _, stride in bottleneck_setting:
         height, width = _conv_out(height, 3, stride, 1), _conv_out(width, 3, stride, 1)
-    if height < 1 or width < 1:
-        raise ValueError(f"input_size {tuple(input_size)} is too small for MobileFaceNet")
     return (height, width)
 
 
