@@ -1,0 +1,307 @@
+r"""DCASE 2020 Task 2 evaluation: AUC, pAUC, per-ID, per-type and pooled tables.
+
+Explained in chapter 1. The task: Y. Koizumi et al., "Description and Discussion on DCASE2020
+Challenge Task2: Unsupervised Anomalous Sound Detection for Machine Condition Monitoring",
+DCASE 2020 Workshop (https://arxiv.org/abs/2006.05822). The tables reproduce the layout of
+S. Choi and J.-W. Choi, "Noisy-ArcMix", ICASSP 2024.
+
+A clip's anomaly ``score`` is larger for clips that look more anomalous; ``label`` is 1 for an
+anomalous clip and 0 for a normal one. The area under the ROC curve is the probability that a
+random anomalous clip scores higher than a random normal one (ties count one half):
+
+.. math:: \mathrm{AUC} = \frac{1}{N_- N_+} \sum_{i=1}^{N_-} \sum_{j=1}^{N_+}
+          H(s(x_j^+) - s(x_i^-)), \qquad H(0) = 1/2
+
+The partial AUC looks only at false-positive rates up to ``max_fpr`` = p = 0.1. We use
+scikit-learn's ``roc_auc_score(..., max_fpr=p)``, the McClish-standardised partial area that
+the DCASE 2020 baseline code (and the STgram-MFN and Noisy-ArcMix code after it) computes:
+
+.. math:: \mathrm{pAUC} = \frac{1}{2}\Bigl(1 + \frac{A_p - p^2/2}{p - p^2/2}\Bigr),
+          \qquad A_p = \int_0^p \mathrm{TPR}\, d\,\mathrm{FPR}
+
+(0.5 for a random detector, 1 for a perfect one). Note: the task description writes pAUC as
+A_p / p instead; the published numbers come from the code, so we follow the code.
+
+Two ways to summarise a machine type, which give different numbers:
+
+- ``per_id_mean`` (the DCASE 2020 protocol, used by STgram-MFN): AUC and pAUC per machine ID,
+  then the arithmetic mean over the type's IDs.
+- ``pooled`` (what the Noisy-ArcMix authors' evaluation script computes): all test clips of
+  the type pooled into one ROC curve.
+
+A *results frame* is a ``pandas.DataFrame`` with one row per test clip and the columns
+``machine_type, machine_id, label, score`` (extra columns such as ``path`` are ignored).
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+__all__ = [
+    "PROTOCOLS",
+    "RESULT_COLUMNS",
+    "TABLE_TYPES",
+    "auc_pauc",
+    "paper_table",
+    "per_id_table",
+    "per_type_table",
+    "seed_summary",
+]
+
+# Column order of the paper's tables (the class-label order, in asdlib.layout, differs).
+TABLE_TYPES = ("fan", "pump", "slider", "valve", "ToyCar", "ToyConveyor")
+
+# Columns every results frame must have.
+RESULT_COLUMNS = ("machine_type", "machine_id", "label", "score")
+
+# The two ways to summarise a machine type, and the per_type_table columns they read.
+PROTOCOLS = ("per_id_mean", "pooled")
+_PROTOCOL_COLUMNS = {
+    "per_id_mean": ("per_id_mean_auc", "per_id_mean_pauc"),
+    "pooled": ("pooled_auc", "pooled_pauc"),
+}
+
+
+def auc_pauc(labels, score, max_fpr=0.1):
+    """AUC and standardised partial AUC of one set of clips.
+
+    Args:
+        labels: 1 for an anomalous clip, 0 for a normal one.
+        score: Anomaly score of each clip (larger = more anomalous).
+        max_fpr: p, the largest false-positive rate of the partial AUC, in (0, 1].
+
+    Returns:
+        ``(auc, pauc)`` as Python floats in [0, 1].
+
+    Shapes:
+        - labels: [clips]
+        - score: [clips]
+    """
+    labels = np.asarray(labels)
+    score = np.asarray(score, dtype=np.float64)
+    if labels.ndim != 1 or score.ndim != 1:
+        raise ValueError(
+            f"labels and score must be 1-D, got shapes {labels.shape} and {score.shape}"
+        )
+    if len(labels) != len(score):
+        raise ValueError(
+            f"labels has {len(labels)} entries but score has {len(score)}; expected one each"
+        )
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"labels must be 0 (normal) or 1 (anomaly), got {np.unique(labels)}")
+    if not np.isfinite(score).all():
+        raise ValueError(f"score has {int((~np.isfinite(score)).sum())} NaN or infinite values")
+    if len(np.unique(labels)) < 2:
+        present = "normal (0)" if len(labels) and labels[0] == 0 else "anomaly (1)"
+        raise ValueError(
+            f"labels hold one class only ({present} or empty); AUC needs normal and "
+            "anomalous clips"
+        )
+    if not 0.0 < float(max_fpr) <= 1.0:
+        raise ValueError(f"max_fpr must lie in (0, 1], got {max_fpr!r}")
+    auc = roc_auc_score(labels, score)
+    pauc = roc_auc_score(labels, score, max_fpr=max_fpr)
+    return float(auc), float(pauc)
+
+
+def _check_frame(frame):
+    """Check that `frame` is a results frame; raise a ValueError naming what is wrong."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
+    missing = [column for column in RESULT_COLUMNS if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"frame is missing columns {missing}; a results frame has {list(RESULT_COLUMNS)}"
+        )
+    if len(frame) == 0:
+        raise ValueError("frame has no rows")
+    if not frame["label"].isin((0, 1)).all():
+        raise ValueError(
+            f"frame column 'label' must be 0 (normal) or 1 (anomaly), got "
+            f"{sorted(frame['label'].unique().tolist(), key=str)}"
+        )
+    if not pd.api.types.is_numeric_dtype(frame["score"]):
+        raise ValueError(f"frame column 'score' must be numeric, got dtype {frame['score'].dtype}")
+    bad = ~np.isfinite(frame["score"].to_numpy(dtype=np.float64))
+    if bad.any():
+        first = frame[bad].iloc[0]
+        raise ValueError(
+            f"frame column 'score' has {int(bad.sum())} NaN or infinite values (first: "
+            f"{first['machine_type']} {first['machine_id']})"
+        )
+
+
+def _type_order(machine_types):
+    """The paper's type order for the types present, then unknown types as they appear."""
+    present = list(dict.fromkeys(machine_types))
+    known = [machine_type for machine_type in TABLE_TYPES if machine_type in present]
+    return known + [machine_type for machine_type in present if machine_type not in TABLE_TYPES]
+
+
+def _auc_pauc_of(clips, what, max_fpr):
+    """auc_pauc of the clips of a results frame, naming the group in any error."""
+    try:
+        return auc_pauc(clips["label"].to_numpy(), clips["score"].to_numpy(), max_fpr)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+
+
+def per_id_table(frame, max_fpr=0.1):
+    """AUC and pAUC of every (machine type, machine ID): the DCASE 2020 unit of evaluation.
+
+    Args:
+        frame: Results frame (columns machine_type, machine_id, label, score).
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        DataFrame indexed by (machine_type, machine_id), types in ``TABLE_TYPES`` order and
+        IDs sorted, with columns ``auc``, ``pauc`` (fractions in [0, 1]), ``n_normal``,
+        ``n_anomaly``.
+    """
+    _check_frame(frame)
+    rows = []
+    for machine_type in _type_order(frame["machine_type"]):
+        of_type = frame[frame["machine_type"] == machine_type]
+        for machine_id in sorted(of_type["machine_id"].unique()):
+            # All test clips of this machine.
+            clips = of_type[of_type["machine_id"] == machine_id]
+            auc, pauc = _auc_pauc_of(clips, f"{machine_type} {machine_id}", max_fpr)
+            rows.append(
+                {
+                    "machine_type": machine_type,
+                    "machine_id": machine_id,
+                    "auc": auc,
+                    "pauc": pauc,
+                    "n_normal": int((clips["label"] == 0).sum()),
+                    "n_anomaly": int((clips["label"] == 1).sum()),
+                }
+            )
+    return pd.DataFrame(rows).set_index(["machine_type", "machine_id"])
+
+
+def per_type_table(frame, max_fpr=0.1):
+    """Per machine type: the DCASE 2020 per-ID means, the minimum, and the pooled values.
+
+    Columns (fractions in [0, 1]):
+
+    - ``per_id_mean_auc``, ``per_id_mean_pauc``: arithmetic mean over the type's IDs of the
+      per-ID AUC / pAUC (DCASE 2020 protocol, ``protocol="per_id_mean"``).
+    - ``mauc``: the minimum per-ID AUC of the type (its worst machine).
+    - ``pooled_auc``, ``pooled_pauc``: one ROC curve over all test clips of the type, IDs
+      pooled (the Noisy-ArcMix evaluation script, ``protocol="pooled"``).
+    - ``n_ids``, ``n_normal``, ``n_anomaly``: counts.
+
+    Args:
+        frame: Results frame.
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        DataFrame indexed by machine_type, in ``TABLE_TYPES`` order.
+    """
+    per_id = per_id_table(frame, max_fpr)
+    rows = []
+    for machine_type in _type_order(frame["machine_type"]):
+        ids = per_id.loc[machine_type]
+        # All IDs of the type in one ROC curve.
+        clips = frame[frame["machine_type"] == machine_type]
+        pooled_auc, pooled_pauc = _auc_pauc_of(clips, f"{machine_type} (pooled)", max_fpr)
+        rows.append(
+            {
+                "machine_type": machine_type,
+                "per_id_mean_auc": float(ids["auc"].mean()),
+                "per_id_mean_pauc": float(ids["pauc"].mean()),
+                "mauc": float(ids["auc"].min()),
+                "pooled_auc": pooled_auc,
+                "pooled_pauc": pooled_pauc,
+                "n_ids": len(ids),
+                "n_normal": int(ids["n_normal"].sum()),
+                "n_anomaly": int(ids["n_anomaly"].sum()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("machine_type")
+
+
+def _check_protocol(protocol):
+    if protocol not in _PROTOCOL_COLUMNS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def _paper_row(frame, protocol, max_fpr):
+    """One row of the paper's table: {(machine_type, "AUC" / "pAUC"): value in %}."""
+    per_type = per_type_table(frame, max_fpr)
+    auc_column, pauc_column = _PROTOCOL_COLUMNS[protocol]
+    row = {}
+    for machine_type in per_type.index:
+        row[(machine_type, "AUC")] = 100.0 * per_type.at[machine_type, auc_column]
+        row[(machine_type, "pAUC")] = 100.0 * per_type.at[machine_type, pauc_column]
+    # Average over the types present in this run.
+    row[("Average", "AUC")] = 100.0 * per_type[auc_column].mean()
+    row[("Average", "pAUC")] = 100.0 * per_type[pauc_column].mean()
+    return row
+
+
+def _layout(rows):
+    """DataFrame of {name: {(machine_type, metric): value}} in the paper's column layout."""
+    types = _type_order(key[0] for row in rows.values() for key in row if key[0] != "Average")
+    columns = pd.MultiIndex.from_product(
+        [types + ["Average"], ["AUC", "pAUC"]], names=["machine_type", "metric"]
+    )
+    values = [[row.get(column, math.nan) for column in columns] for row in rows.values()]
+    return pd.DataFrame(values, index=pd.Index(list(rows), name="run"), columns=columns)
+
+
+def paper_table(results, protocol="per_id_mean", max_fpr=0.1):
+    """Results of several runs in the layout of the paper's tables (values in %).
+
+    Rows are runs (methods); columns are a MultiIndex (machine_type, metric) with the types
+    in the order fan, pump, slider, valve, ToyCar, ToyConveyor (those present), then
+    ``Average`` (mean over the types present in the row), each with ``AUC`` and ``pAUC``.
+
+    Args:
+        results: dict run name -> results frame.
+        protocol: ``"per_id_mean"`` (DCASE 2020: mean over IDs) or ``"pooled"`` (all clips
+            of a type together, as the Noisy-ArcMix evaluation script).
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        DataFrame, index ``run``, values in percent.
+    """
+    _check_protocol(protocol)
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict run name -> results frame")
+    rows = {}
+    for name, frame in results.items():
+        try:
+            rows[name] = _paper_row(frame, protocol, max_fpr)
+        except ValueError as error:
+            raise ValueError(f"results[{name!r}]: {error}") from None
+    return _layout(rows)
+
+
+def seed_summary(results, protocol="per_id_mean", max_fpr=0.1):
+    """Mean and standard deviation over seeds, in the layout of :func:`paper_table`.
+
+    Args:
+        results: dict run name -> list of results frames (one per seed).
+        protocol: ``"per_id_mean"`` or ``"pooled"``.
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        ``(mean, std)``: two DataFrames in percent, rows = runs. ``std`` is the sample
+        standard deviation over seeds (ddof = 1; NaN for a single seed). The ``Average``
+        column is the mean (std) over seeds of each seed's average.
+    """
+    _check_protocol(protocol)
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict run name -> list of results frames")
+    means, stds = {}, {}
+    for name, frames in results.items():
+        if isinstance(frames, pd.DataFrame) or len(frames) == 0:
+            raise ValueError(f"results[{name!r}] must be a non-empty list of results frames")
+        # One row per seed.
+        per_seed = paper_table(dict(enumerate(frames)), protocol, max_fpr)  # [seeds, columns]
+        means[name] = per_seed.mean(axis=0).to_dict()
+        stds[name] = per_seed.std(axis=0, ddof=1).to_dict()
+    return _layout(means), _layout(stds)
