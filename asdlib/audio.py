@@ -15,6 +15,7 @@ many and emits ONE warning per kind of repair, with counts.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from collections import Counter
@@ -83,13 +84,23 @@ def _resample(wav: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     return resample_poly(wav, new_rate // g, orig_rate // g).astype(np.float32)
 
 
+_TRUNCATED = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
 def _read_one(path, num_samples: int, sample_rate: int, channel: int):
     """Read and repair one clip. Returns ``(wav, repairs)``; ``repairs`` is a list of kinds."""
     path = Path(path)
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            data, rate = f.read(dtype="float32", always_2d=True), f.samplerate
+            header = f.extra_info
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, TypeError, ...
         raise ClipError(path, f"{type(err).__name__}: {err}") from err
+    # libsndfile reads a cut-off wav without error but notes "data : 320000 (should be 1234)"
+    cut = _TRUNCATED.search(header)
+    if cut and 0 < int(cut.group(2)) < int(cut.group(1)) < 0xFFFFFFF0:
+        raise ClipError(path, f"truncated: the header announces {cut.group(1)} bytes of samples, "
+                              f"the file holds {cut.group(2)}")
     if data.shape[0] == 0:
         raise ClipError(path, "the file holds no samples (empty or truncated)")
     repairs = []
