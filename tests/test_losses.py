@@ -53,7 +53,9 @@ def random_problem(batch=6, classes=5, dim=8, seed=0, dtype=torch.float64):
 #                  = 0.25 * log(1 + e^sqrt(3)) + 0.75 * log(1 + e^-sqrt(3))
 #                  = 0.25 * 1.894953 + 0.75 * 0.162902       = 0.595915
 #     arcmix       = 0.25 * 1.894953 + 0.75 * log 2          = 0.993599
-HAND_EMBEDDING = torch.tensor([[math.cos(math.pi / 6), math.sin(math.pi / 6)]], dtype=torch.float64)
+HAND_EMBEDDING = torch.tensor(
+    [[math.cos(math.pi / 6), math.sin(math.pi / 6)]], dtype=torch.float64
+)
 HAND_WEIGHT = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
 HAND = dict(margin=math.pi / 6, scale=2.0)
 
@@ -160,7 +162,9 @@ def test_mix_losses_at_lam_one():
         F.cross_entropy(30.0 * cosine_logits(embedding, weight), y_a),
     )
     # And lam = 0 of ArcMix is ArcFace on y_b.
-    assert_close(arcmix_loss(embedding, weight, y_a, y_b, 0.0), arcface_loss(embedding, weight, y_b))
+    assert_close(
+        arcmix_loss(embedding, weight, y_a, y_b, 0.0), arcface_loss(embedding, weight, y_b)
+    )
 
 
 def test_mixup_is_soft_label_cross_entropy():
@@ -375,7 +379,9 @@ def test_loss_for_mode_uniform_signature():
         "arcface": arcface_loss(embedding, weight, y_a, margin=0.6, scale=20.0),
         "mixup": mixup_loss(embedding, weight, y_a, y_b, 0.4, scale=20.0),
         "arcmix": arcmix_loss(embedding, weight, y_a, y_b, 0.4, margin=0.6, scale=20.0),
-        "noisy_arcmix": noisy_arcmix_loss(embedding, weight, y_a, y_b, 0.4, margin=0.6, scale=20.0),
+        "noisy_arcmix": noisy_arcmix_loss(
+            embedding, weight, y_a, y_b, 0.4, margin=0.6, scale=20.0
+        ),
     }
     for mode in MODES:
         lam = 1.0 if mode == "arcface" else 0.4
