@@ -111,12 +111,12 @@ def _check_labels(labels, name, batch, num_classes):
         raise ValueError(
             f"{name} has {labels.shape[0]} entries but the embedding batch has {batch}"
         )
-    # Forces a GPU sync when the labels live on a GPU.
-    if batch > 0 and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(
-            f"{name} must lie in [0, {num_classes}), got values in "
-            f"[{int(labels.min())}, {int(labels.max())}]"
-        )
+    if batch == 0:
+        return
+    # Smallest and largest label in one read (a GPU sync when the labels live on a GPU).
+    low, high = torch.stack(torch.aminmax(labels)).tolist()
+    if low < 0 or high >= num_classes:
+        raise ValueError(f"{name} must lie in [0, {num_classes}), got values in [{low}, {high}]")
 
 
 def _check_margin(margin):
