@@ -1,0 +1,344 @@
+"""A streamed on-disk cache of decoded clips, and the torch ``Dataset`` that reads it.
+
+Explained in chapter 1 ("The task and the data"). Decoding 60 000 wav files every epoch is slow,
+and holding them all in RAM as float32 (the authors' loader: 0.64 MB per 10 s clip, about 40 GB
+for the development + additional training set) does not fit a laptop or a free Colab. So each
+split is decoded ONCE into a cache folder:
+
+- ``wavs.npy``: int16 samples ``[clips, num_samples]`` (half the size of float32), written in
+  chunks of :data:`CHUNK_CLIPS` clips, so the RAM used does not grow with the number of clips;
+- ``index.csv``: the index rows of the cached clips, with their ``class_label``;
+- ``logmel.npy`` (optional): float16 log-Mel spectrograms ``[clips, n_mels, frames]``;
+- ``meta.json``: the inputs and the repair counts; ``COMPLETE``: written last.
+
+The cache is built in a temporary folder and renamed into place after ``COMPLETE`` is written,
+so a killed build never leaves a cache that looks complete. The folder name is a hash of every
+input (the files in order with their sizes and modification times, the labels, ``num_samples``,
+``sample_rate``, the options and :data:`FORMAT_VERSION`): change any of them and a new cache is
+built; build again with the same inputs and nothing happens.
+
+:class:`ClipDataset` serves ``(wav, label, row)`` by reading one clip from the file per item
+(nothing is loaded in full); log-Mels are normally computed in batches on the training device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from asdlib import audio
+from asdlib.layout import SAMPLE_RATE
+
+#: Bumped whenever the files of a cache change meaning; part of the cache key.
+FORMAT_VERSION = 1
+#: Clips decoded, buffered and written at a time (32 x 10 s int16 = 10 MB).
+CHUNK_CLIPS = 32
+#: Clips per log-Mel batch while building (bounds the STFT's memory).
+LOGMEL_BATCH = 8
+#: Name of the completion marker, written last.
+MARKER = "COMPLETE"
+
+
+def _as_index(index) -> pd.DataFrame:
+    """A DataFrame with a ``path`` column, from a DataFrame or a list of paths."""
+    if isinstance(index, pd.DataFrame):
+        if "path" not in index.columns:
+            raise ValueError("index must have a 'path' column (see asdlib.dcase.build_index)")
+        return index.reset_index(drop=True)
+    return pd.DataFrame({"path": [str(p) for p in index]})
+
+
+def _labels(index: pd.DataFrame, class_map) -> np.ndarray:
+    """Class label of every row (-1 when the index has no machine type/ID columns)."""
+    if not {"machine_type", "machine_id"} <= set(index.columns):
+        if class_map is not None:
+            raise ValueError("class_map given, but the index has no machine_type/machine_id columns")
+        return np.full(len(index), -1, dtype=np.int64)
+    if class_map is None:
+        from asdlib.dcase import class_map as make_class_map
+
+        if "split" not in index.columns or not (index["split"] == "train").any():
+            raise ValueError("the index has no training clip to derive the classes from: pass "
+                             "class_map=asdlib.dcase.class_map(training_index)")
+        class_map = make_class_map(index)
+    keys = list(zip(index["machine_type"], index["machine_id"]))
+    missing = sorted({k for k in keys if k not in class_map})
+    if missing:
+        named = ", ".join(f"{t}/{i}" for t, i in missing[:6])
+        raise ValueError(f"{len(missing)} machine ID(s) of the index are not in class_map "
+                         f"({len(class_map)} classes): {named}")
+    return np.array([class_map[k] for k in keys], dtype=np.int64)
+
+
+def cache_key(index, num_samples: int, sample_rate: int = SAMPLE_RATE, class_map=None,
+              channel: int = 0, logmel: dict | None = None, on_error: str = "raise") -> str:
+    """The hash that names a cache: the same inputs always give the same key.
+
+    Hashed: :data:`FORMAT_VERSION`, every file in the index's order with its size and
+    modification time (the order is the order of the cache's rows), the class labels,
+    ``num_samples``, ``sample_rate``, ``channel``, the ``logmel`` settings and ``on_error``.
+
+    Returns:
+        A 16-character hexadecimal string.
+    """
+    index = _as_index(index)
+    files = []
+    for path in index["path"]:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"clip listed in the index does not exist: {path}") from None
+        files.append([str(path), stat.st_size, stat.st_mtime_ns])
+    inputs = {
+        "version": FORMAT_VERSION,
+        "files": files,
+        "labels": _labels(index, class_map).tolist(),
+        "num_samples": int(num_samples),
+        "sample_rate": int(sample_rate),
+        "channel": int(channel),
+        "logmel": None if logmel is None else dict(sorted(logmel.items())),
+        "on_error": on_error,
+    }
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _start_npy(path: Path, shape: tuple, dtype) -> "tuple":
+    """Create ``path`` as a .npy file of ``shape`` (sparse zeros), open for writing the rows.
+
+    Returns:
+        ``(file, offset)``: the file positioned at the first row, and the header size.
+    """
+    f = open(path, "wb")
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": tuple(int(s) for s in shape)}
+    np.lib.format.write_array_header_1_0(f, header)
+    offset = f.tell()
+    f.truncate(offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+    return f, offset
+
+
+def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RATE, *,
+                class_map=None, channel: int = 0, logmel: dict | None = None,
+                on_error: str = "raise", progress: bool = True) -> Path:
+    """Decode the clips of ``index`` once into a cache folder under ``cache_dir``.
+
+    Args:
+        index: a DataFrame from :func:`asdlib.dcase.build_index` (or any frame with a ``path``
+            column, or a list of wav paths; the labels are then -1).
+        cache_dir: the folder holding caches; the cache is ``<cache_dir>/clips-<key>``.
+        num_samples: length of every clip (longer files are cropped, shorter zero-padded).
+        sample_rate: the wanted rate in Hz (other rates are resampled).
+        class_map: ``{(machine_type, machine_id): class}``; default
+            :func:`asdlib.dcase.class_map` of ``index`` (which needs training clips: for a
+            test split, pass the training index's map).
+        channel: channel kept from multi-channel files.
+        logmel: also cache float16 log-Mels: the keyword arguments of
+            :class:`asdlib.features.LogMel` (``{}`` for the authors' settings); ``None``: no.
+        on_error: ``"raise"`` or ``"skip"`` unreadable files (see :func:`asdlib.audio.read_clips`).
+        progress: show a progress bar.
+
+    Returns:
+        The cache folder (complete). Building again with the same inputs returns at once.
+
+    Raises:
+        asdlib.audio.ClipError: an unreadable clip (with ``on_error="raise"``); the partial
+            build is removed.
+    """
+    index = _as_index(index)
+    if len(index) == 0:
+        raise ValueError("build_cache: the index is empty")
+    labels = _labels(index, class_map)
+    key = cache_key(index, num_samples, sample_rate, class_map, channel, logmel, on_error)
+    cache_dir = Path(cache_dir)
+    final = cache_dir / f"clips-{key}"
+    if (final / MARKER).exists():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".tmp-clips-{key}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        report = _write_cache(tmp, index, labels, num_samples, sample_rate, channel, logmel,
+                              on_error, progress)
+        meta = {"key": key, "format_version": FORMAT_VERSION, "num_clips": len(report.kept),
+                "num_samples": int(num_samples), "sample_rate": int(sample_rate),
+                "channel": channel, "logmel": logmel, "on_error": on_error,
+                "repairs": dict(report.counts)}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        (tmp / MARKER).write_text("complete\n")  # last: the cache is whole from here on
+        if final.exists():  # a folder without marker (should not happen): replace it
+            shutil.rmtree(final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / MARKER).exists():  # not another process that finished first
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    audio._warn_counts(report.counts, report.files, num_samples, sample_rate, channel, stacklevel=2)
+    return final
+
+
+def _write_cache(folder, index, labels, num_samples, sample_rate, channel, logmel, on_error,
+                 progress):
+    """Stream the clips into ``folder``: chunks of :data:`CHUNK_CLIPS` clips, never all."""
+    num_clips = len(index)
+    wav_file, _ = _start_npy(folder / "wavs.npy", (num_clips, num_samples), np.int16)
+    mel_file = to_logmel = None
+    if logmel is not None:
+        from asdlib.features import LogMel, num_frames
+
+        to_logmel = LogMel(sample_rate=sample_rate, **logmel).eval()
+        shape = (num_clips, to_logmel.n_mels, num_frames(num_samples, to_logmel.hop_length))
+        mel_file, _ = _start_npy(folder / "logmel.npy", shape, np.float16)
+    report = audio.ReadReport()
+    chunk = np.zeros((CHUNK_CLIPS, num_samples), dtype=np.int16)
+    filled = 0
+
+    def flush(rows):
+        wav_file.write(rows.tobytes())
+        if to_logmel is not None:
+            with torch.no_grad():
+                for start in range(0, len(rows), LOGMEL_BATCH):
+                    # [batch, samples] float32 from the int16 samples, as ClipDataset serves them
+                    wav = torch.from_numpy(rows[start:start + LOGMEL_BATCH].astype(np.float32))
+                    mel = to_logmel(wav / 32768.0)  # [batch, n_mels, frames]
+                    mel_file.write(mel.numpy().astype(np.float16).tobytes())
+
+    try:
+        clips = audio.iter_clips(index["path"], num_samples, sample_rate, channel, on_error,
+                                 report, progress, desc="caching clips")
+        for _, wav in clips:
+            # float32 in [-1, 1] -> int16 (PCM16 sources come back exactly)
+            chunk[filled] = np.clip(np.round(wav * 32768.0), -32768, 32767)
+            filled += 1
+            if filled == CHUNK_CLIPS:
+                flush(chunk)
+                filled = 0
+        flush(chunk[:filled])
+    finally:
+        wav_file.close()
+        if mel_file is not None:
+            mel_file.close()
+    if not report.kept:
+        raise ValueError(f"build_cache: none of the {num_clips} clips could be read")
+    rows = index.iloc[report.kept].copy()
+    rows["class_label"] = labels[report.kept]
+    rows["source_row"] = report.kept
+    rows.to_csv(folder / "index.csv", index=False)
+    return report
+
+
+class ClipDataset(Dataset):
+    """The clips of a complete cache, read one at a time from disk.
+
+    ``dataset[i]`` is ``(wav, label, i)``: the float32 clip, its class label (-1 if none) and
+    its row in ``dataset.index``. With ``with_logmel=True`` (caches built with ``logmel=``) it
+    is ``(wav, logmel, label, i)``.
+
+    Each item is one ``os.pread`` from ``wavs.npy`` (DataLoader workers open their own file),
+    so the process holds no clip it is not serving. ``dataset.wavs`` is the whole array as a
+    read-only ``numpy.memmap`` for bulk numpy use.
+
+    Shapes:
+        - wav: ``[num_samples]`` float32 in [-1, 1].
+        - logmel: ``[n_mels, frames]`` float32 (stored as float16).
+    """
+
+    def __init__(self, path, with_logmel: bool = False):
+        self.path = Path(path)
+        if not (self.path / MARKER).exists():
+            raise FileNotFoundError(f"{self.path} is not a complete asdlib cache (no {MARKER} "
+                                    "marker); build it with asdlib.cache.build_cache")
+        self.meta = json.loads((self.path / "meta.json").read_text())
+        if self.meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{self.path}: cache format {self.meta.get('format_version')}, this "
+                             f"asdlib reads format {FORMAT_VERSION}; build the cache again")
+        self.index = pd.read_csv(self.path / "index.csv")
+        self.labels = self.index["class_label"].to_numpy(dtype=np.int64)
+        self.num_samples = int(self.meta["num_samples"])
+        self.sample_rate = int(self.meta["sample_rate"])
+        self.with_logmel = with_logmel
+        if with_logmel and not (self.path / "logmel.npy").exists():
+            raise ValueError(f"{self.path} holds no log-Mels: build it with logmel={{}}")
+        self._arrays = {}  # name -> (offset, row shape, dtype), read from the .npy headers
+        for name in ("wavs", "logmel") if with_logmel else ("wavs",):
+            array = np.load(self.path / f"{name}.npy", mmap_mode="r")
+            self._arrays[name] = (array.offset, array.shape[1:], array.dtype)
+        self._fds = {}
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def wavs(self) -> np.ndarray:
+        """All clips as an int16 ``[clips, num_samples]`` read-only memmap (divide by 32768)."""
+        return np.load(self.path / "wavs.npy", mmap_mode="r")[: len(self)]
+
+    @property
+    def logmels(self) -> np.ndarray:
+        """All log-Mels as a float16 ``[clips, n_mels, frames]`` read-only memmap."""
+        return np.load(self.path / "logmel.npy", mmap_mode="r")[: len(self)]
+
+    def _read(self, name: str, i: int) -> np.ndarray:
+        if self._pid != os.getpid():  # first use in this process (e.g. a DataLoader worker)
+            self._fds = {}
+            self._pid = os.getpid()
+        if name not in self._fds:
+            self._fds[name] = os.open(self.path / f"{name}.npy", os.O_RDONLY)
+        offset, shape, dtype = self._arrays[name]
+        size = int(np.prod(shape)) * dtype.itemsize
+        data = os.pread(self._fds[name], size, offset + i * size)
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+    def __getitem__(self, i: int):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for a cache of {len(self)} clips")
+        i = int(i) % len(self)
+        # int16 -> float32 in [-1, 1]
+        wav = torch.from_numpy(self._read("wavs", i).astype(np.float32) / 32768.0)
+        label = int(self.labels[i])
+        if self.with_logmel:
+            logmel = torch.from_numpy(self._read("logmel", i).astype(np.float32))
+            return wav, logmel, label, i
+        return wav, label, i
+
+    def __getstate__(self):  # picklable for spawned DataLoader workers: no open files
+        state = dict(self.__dict__)
+        state["_fds"], state["_pid"] = {}, None
+        return state
+
+    def __del__(self):
+        if getattr(self, "_pid", None) == os.getpid():
+            for fd in self._fds.values():
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def open_cache(path, with_logmel: bool = False) -> ClipDataset:
+    """The :class:`ClipDataset` of a complete cache folder (from :func:`build_cache`)."""
+    return ClipDataset(path, with_logmel=with_logmel)
+
+
+def cached_dataset(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RATE,
+                   with_logmel: bool = False, **options) -> ClipDataset:
+    """Build the cache if needed and open it: ``open_cache(build_cache(...))``.
+
+    ``options`` are the keyword arguments of :func:`build_cache` (``class_map``, ``channel``,
+    ``logmel``, ``on_error``, ``progress``).
+    """
+    path = build_cache(index, cache_dir, num_samples, sample_rate, **options)
+    return open_cache(path, with_logmel=with_logmel)
