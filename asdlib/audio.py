@@ -104,13 +104,11 @@ def _read_one(path, num_samples: int, sample_rate: int, channel: int):
     if data.shape[0] == 0:
         raise ClipError(path, "the file holds no samples (empty or truncated)")
     repairs = []
-    # [samples, channels] -> [samples]
+    # [samples, channels] -> [samples]; a mono file has only one channel to give
     if data.shape[1] > 1:
         if not 0 <= channel < data.shape[1]:
             raise ClipError(path, f"channel={channel} asked, but the file has {data.shape[1]} channels")
         repairs.append("multichannel")
-    elif channel not in (0, -1):
-        raise ClipError(path, f"channel={channel} asked, but the file is mono")
     wav = np.ascontiguousarray(data[:, channel if data.shape[1] > 1 else 0])
     if rate != sample_rate:
         wav = _resample(wav, rate, sample_rate)
@@ -150,7 +148,8 @@ def read_clip(path, num_samples: int, sample_rate: int = SAMPLE_RATE, channel: i
         path: the wav file.
         num_samples: length of the returned clip (160 000 for 10 s at 16 kHz).
         sample_rate: the wanted rate in Hz; a file at another rate is resampled (with a warning).
-        channel: which channel of a multi-channel file to keep (0 = first).
+        channel: which channel of a multi-channel file to keep (0 = first); mono files
+            (all of DCASE 2020 Task 2) ignore it.
 
     Returns:
         The clip, float32 in [-1, 1].

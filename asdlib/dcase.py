@@ -174,7 +174,7 @@ def _write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _extract(zip_path: Path, dest: Path, machine_type: str) -> list:
+def _extract(zip_path: Path, dest: Path, machine_type: str, progress: bool = False) -> list:
     """Unzip the wav files of one DCASE zip into ``<dest>/<machine_type>/{train,test}/``.
 
     Robust to any leading folders in the zip (``fan/train/x.wav``, ``dev_data/fan/train/x.wav``
@@ -185,9 +185,13 @@ def _extract(zip_path: Path, dest: Path, machine_type: str) -> list:
     Returns:
         The extracted files, relative to ``dest`` (POSIX strings).
     """
+    from tqdm.auto import tqdm
+
     written, ignored = [], []
     with zipfile.ZipFile(zip_path) as archive:
-        for member in archive.infolist():
+        members = archive.infolist()
+        for member in tqdm(members, desc=f"unzipping {zip_path.name}", unit="file",
+                           disable=not progress, leave=False):
             parts = PurePosixPath(member.filename).parts
             if member.is_dir() or "__MACOSX" in parts or not parts[-1].lower().endswith(".wav"):
                 continue
@@ -279,7 +283,7 @@ def download(dest, types=None, subsets=("dev",), base_url: str | None = None,
             kept = partial.stat().st_size if partial.exists() else 0
             raise OSError(f"download of {name} from {url} broke off ({err}); {kept} bytes are "
                           f"kept in {partial}: call download() again to resume") from err
-        files = _extract(Path(zip_path), dest, row["machine_type"])
+        files = _extract(Path(zip_path), dest, row["machine_type"], progress)
         _write_json_atomic(_marker_path(dest, name), {"md5": row["md5"], "url": url, "files": files})
         if not keep_zips:
             Path(zip_path).unlink()
@@ -364,7 +368,7 @@ def build_index(root, subsets=None) -> pd.DataFrame:
     Raises:
         FileNotFoundError: ``root`` is missing or holds no clip; the message shows the layout.
     """
-    root = Path(root)
+    root = Path(root).absolute()  # absolute paths: the cache key must not depend on the cwd
     subsets = SUBSETS if subsets is None else _check_names(subsets, SUBSETS, "subsets")
     if not root.is_dir():
         raise FileNotFoundError(f"DCASE data root {root} does not exist.\n{EXPECTED_LAYOUT}")

@@ -82,6 +82,13 @@ def test_index_columns_values_and_order(tmp_path):
     assert index.equals(dcase.build_index(root))
 
 
+def test_paths_are_absolute_for_a_relative_root(tmp_path, monkeypatch):
+    make_tree(tmp_path / "d", ids={"fan": ("id_00",)})
+    monkeypatch.chdir(tmp_path)
+    index = dcase.build_index("d")
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in index["path"])
+
+
 def test_evaluation_clips_have_unknown_labels_and_subsets_filter(tmp_path):
     root = make_tree(tmp_path, ids={"fan": ("id_00", "id_01")}, eval_ids={"fan": ("id_01",)})
     index = dcase.build_index(root)

@@ -29,6 +29,7 @@ class ZipServer:
         self.files = files
         self.requests = []  # (path, Range header) of every request
         self.cut_next = 0
+        self.honour_range = True
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -40,6 +41,7 @@ class ZipServer:
             def do_GET(self):
                 rng = self.headers.get("Range")
                 server.requests.append((self.path, rng))
+                rng = rng if server.honour_range else None
                 name = self.path.split("?")[0].rsplit("/", 1)[-1]
                 if not self.path.startswith(f"/{RECORD}/files/") or name not in server.files:
                     self.send_error(404)
@@ -183,6 +185,18 @@ def test_interrupted_download_errors_then_resumes(served, tmp_path, monkeypatch)
     size = len(files["dev_data_fan.zip"])
     kept = int(server.requests[1][1].split("=")[1].rstrip("-"))
     assert size // 2 - 256 < kept <= size // 2
+
+
+def test_resume_restarts_when_the_server_ignores_range(served, tmp_path, monkeypatch):
+    server, files = served
+    monkeypatch.setattr(dcase, "DOWNLOAD_CHUNK", 256)
+    kwargs = dict(types=["fan"], base_url=server.url, progress=False, manifest=manifest_for(files))
+    server.cut_next, server.honour_range = 1, False
+    with pytest.raises(OSError, match="broke off"):
+        dcase.download(tmp_path / "data", **kwargs)
+    dcase.download(tmp_path / "data", **kwargs)  # gets 200 + the whole file: starts over
+    assert server.requests[1][1] is not None
+    assert wavs_under(tmp_path / "data") == EXPECTED
 
 
 def test_extraction_is_robust_to_a_leading_folder(tmp_path):
