@@ -1,0 +1,147 @@
+"""Headroom check of the synthetic dataset: a simple baseline must not saturate it.
+
+Documented in ``data/SYNTHETIC.md`` (chapter 1 of the book describes the data). The baseline is
+deliberately plain: per machine ID, a Gaussian on clip-mean log-Mel features (mean and a
+Ledoit-Wolf shrunk covariance fitted on the ID's normal training clips); the anomaly score of
+a test clip is its Mahalanobis distance. AUC is computed per ID and averaged per machine type.
+If this baseline already scored ~1.0, the data would leave nothing for the networks of the
+book to show; if it scored 0.5, the anomalies would be inaudible. The window aimed at is an
+AUC per type between about 0.55 and 0.90 in the book profile.
+
+    .venv/bin/python benchmarks/synth_headroom.py            # book profile, all six types
+    .venv/bin/python benchmarks/synth_headroom.py --profile smoke --types fan valve
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+
+from asdlib import layout, synth
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _logmel():
+    """The book's log-Mel (asdlib.features.LogMel), or the same settings spelled out."""
+    try:
+        from asdlib.features import LogMel
+
+        return LogMel()
+    except ImportError:  # the same thing by hand: torchaudio MelSpectrogram + 10 log10
+        import torchaudio
+
+        mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=layout.SAMPLE_RATE, n_fft=2048, hop_length=512, n_mels=128,
+            power=2.0, pad_mode="constant", norm="slaney", mel_scale="slaney")
+        return lambda wav: 10 * torch.log10(mel(wav) + 1e-16)
+
+
+def clip_features(paths, batch_size: int = 64) -> np.ndarray:
+    """Clip-mean log-Mel features of wav files.
+
+    Shapes:
+        returns ``[num_clips, 128]``.
+    """
+    logmel = _logmel()
+    features = []
+    for start in range(0, len(paths), batch_size):
+        wavs = np.stack([sf.read(str(p), dtype="float32")[0] for p in paths[start:start + batch_size]])
+        with torch.no_grad():
+            # [batch, mels, frames] -> [batch, mels]
+            features.append(logmel(torch.from_numpy(wavs)).mean(dim=-1).numpy())
+    return np.concatenate(features).astype(np.float64)
+
+
+def headroom(root, types=None) -> pd.DataFrame:
+    """Per-ID AUC of the Gaussian baseline, overall and per anomaly kind.
+
+    Args:
+        root: a dataset folder written by ``asdlib.synth.generate``.
+        types: machine types to check (None: those found under ``root``).
+
+    Returns:
+        One row per (machine_type, machine_id, kind) with columns ``auc``, ``normal``,
+        ``anomaly`` (clip counts); ``kind`` is ``"all"`` for every anomalous clip together.
+    """
+    from sklearn.covariance import LedoitWolf
+    from sklearn.metrics import roc_auc_score
+
+    root = Path(root)
+    types = [t for t in layout.MACHINE_TYPES if (root / t).is_dir()] if types is None else types
+    rows = []
+    for machine_type in types:
+        for machine_id in layout.ALL_IDS[machine_type]:
+            train = sorted((root / machine_type / "train").glob(f"normal_{machine_id}_*.wav"))
+            normal = sorted((root / machine_type / "test").glob(f"normal_{machine_id}_*.wav"))
+            anomaly = sorted((root / machine_type / "test").glob(f"anomaly_{machine_id}_*.wav"))
+            if not (train and normal and anomaly):
+                continue
+            gauss = LedoitWolf().fit(clip_features(train))
+            score_normal = gauss.mahalanobis(clip_features(normal))
+            score_anomaly = gauss.mahalanobis(clip_features(anomaly))
+            kinds = np.array([synth.anomaly_kind(machine_type, layout.parse_filename(p.name)[2])
+                              for p in anomaly])
+            for kind in ("all",) + synth.ANOMALY_KINDS[machine_type]:
+                chosen = score_anomaly if kind == "all" else score_anomaly[kinds == kind]
+                if len(chosen) == 0:
+                    continue
+                labels = np.r_[np.zeros(len(score_normal)), np.ones(len(chosen))]
+                auc = roc_auc_score(labels, np.r_[score_normal, chosen])
+                rows.append(dict(machine_type=machine_type, machine_id=machine_id, kind=kind,
+                                 auc=auc, normal=len(score_normal), anomaly=len(chosen)))
+    return pd.DataFrame(rows)
+
+
+def type_table(per_id: pd.DataFrame) -> pd.DataFrame:
+    """Mean AUC per machine type (IDs averaged, the DCASE 2020 way), all kinds together."""
+    overall = per_id[per_id.kind == "all"]
+    table = overall.groupby("machine_type", sort=False).auc.agg(["mean", "min", "max", "count"])
+    table.columns = ["AUC (mean of IDs)", "worst ID", "best ID", "IDs"]
+    table["in window 0.55-0.90"] = table["AUC (mean of IDs)"].between(0.55, 0.90)
+    return table
+
+
+def kind_table(per_id: pd.DataFrame) -> pd.DataFrame:
+    """Mean AUC per (machine type, anomaly kind), with the kind's nature from asdlib.synth."""
+    per_kind = per_id[per_id.kind != "all"]
+    table = per_kind.groupby(["machine_type", "kind"], sort=False).auc.mean().to_frame("AUC")
+    table["nature"] = [synth.ANOMALY_NATURE[key] for key in table.index]
+    return table
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--root", default=None,
+                        help="dataset folder (default: data/generated/synth_<profile>_seed<seed>)")
+    parser.add_argument("--profile", default="book")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--types", nargs="+", default=None, choices=layout.MACHINE_TYPES)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    root = Path(args.root or REPO / "data" / "generated" / f"synth_{args.profile}_seed{args.seed}")
+
+    start = time.perf_counter()
+    info = synth.generate(root, profile=args.profile, seed=args.seed, types=args.types,
+                          workers=args.workers)
+    print(f"dataset: {root} ({info['total_clips']} clips of {info['seconds']:g} s, profile "
+          f"{info['profile']}, seed {info['seed']}, generator v{info['version']}; "
+          f"ready in {time.perf_counter() - start:.1f} s)")
+    per_id = headroom(root, args.types)
+    pd.set_option("display.width", 120)
+    print("\nGaussian baseline (clip-mean log-Mel, Ledoit-Wolf, Mahalanobis), AUC per type:")
+    print(type_table(per_id).round(3).to_string())
+    print("\nAUC per anomaly kind (IDs averaged):")
+    print(kind_table(per_id).round(3).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
