@@ -26,7 +26,6 @@ when every ID is there).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
