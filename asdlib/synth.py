@@ -537,7 +537,7 @@ def _reference_rms(machine_type: str, machine_id: str, num_samples: int) -> floa
     """
     rng = clip_rng(0, machine_type, machine_id, "reference", "normal", 0)
     x = _GENERATORS[machine_type](rng, num_samples, id_parameters(machine_type, machine_id), None)
-    return float(np.sqrt(np.mean(x**2)))
+    return max(float(np.sqrt(np.mean(x**2))), 1e-12)
 
 
 def _num_samples(seconds) -> int:
@@ -583,6 +583,8 @@ def make_clip(machine_type: str, machine_id: str, label: str = "normal", number:
         raise ValueError(f"label must be 'normal' or 'anomaly', got {label!r}")
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or number < 0:
+        raise ValueError(f"number must be a non-negative int, got {number!r}")
     if label == "normal" and anomaly is not None:
         raise ValueError(f"anomaly={anomaly!r} needs label='anomaly'")
     if label == "anomaly":

@@ -44,13 +44,13 @@ def _logmel():
         return lambda wav: 10 * torch.log10(mel(wav) + 1e-16)
 
 
-def clip_features(paths, batch_size: int = 64) -> np.ndarray:
+def clip_features(paths, logmel=None, batch_size: int = 64) -> np.ndarray:
     """Clip-mean log-Mel features of wav files.
 
     Shapes:
         returns ``[num_clips, 128]``.
     """
-    logmel = _logmel()
+    logmel = logmel or _logmel()
     features = []
     for start in range(0, len(paths), batch_size):
         wavs = np.stack([sf.read(str(p), dtype="float32")[0] for p in paths[start:start + batch_size]])
@@ -76,19 +76,26 @@ def headroom(root, types=None) -> pd.DataFrame:
 
     root = Path(root)
     types = [t for t in layout.MACHINE_TYPES if (root / t).is_dir()] if types is None else types
+    logmel = _logmel()
     rows = []
     for machine_type in types:
+        # every clip of the type in one pass: (split, label, machine_id, number, path)
+        clips = sorted((split, *layout.parse_filename(p.name), p)
+                       for split in ("train", "test")
+                       for p in (root / machine_type / split).glob("*.wav"))
+        features = clip_features([c[-1] for c in clips], logmel)
         for machine_id in layout.ALL_IDS[machine_type]:
-            train = sorted((root / machine_type / "train").glob(f"normal_{machine_id}_*.wav"))
-            normal = sorted((root / machine_type / "test").glob(f"normal_{machine_id}_*.wav"))
-            anomaly = sorted((root / machine_type / "test").glob(f"anomaly_{machine_id}_*.wav"))
+            def select(split, label):
+                return [i for i, c in enumerate(clips) if c[:3] == (split, label, machine_id)]
+
+            train, normal, anomaly = (select("train", "normal"), select("test", "normal"),
+                                      select("test", "anomaly"))
             if not (train and normal and anomaly):
                 continue
-            gauss = LedoitWolf().fit(clip_features(train))
-            score_normal = gauss.mahalanobis(clip_features(normal))
-            score_anomaly = gauss.mahalanobis(clip_features(anomaly))
-            kinds = np.array([synth.anomaly_kind(machine_type, layout.parse_filename(p.name)[2])
-                              for p in anomaly])
+            gauss = LedoitWolf().fit(features[train])
+            score_normal = gauss.mahalanobis(features[normal])
+            score_anomaly = gauss.mahalanobis(features[anomaly])
+            kinds = np.array([synth.anomaly_kind(machine_type, clips[i][3]) for i in anomaly])
             for kind in ("all",) + synth.ANOMALY_KINDS[machine_type]:
                 chosen = score_anomaly if kind == "all" else score_anomaly[kinds == kind]
                 if len(chosen) == 0:
