@@ -5,6 +5,12 @@ here calls ``plt.show()`` or changes matplotlib's global style on import.
 
 - :func:`plot_machine_spectrograms` - a normal and an anomalous clip of every machine type,
   chapter 1 ("The task and the data").
+- :func:`plot_mel_filterbank`, :func:`plot_feature_maps`, :func:`plot_frame_weights` - the
+  input features, chapter 3.
+- :func:`plot_margin_curve`, :func:`plot_toy_embeddings`, :func:`plot_angle_histograms` - ArcFace
+  and the 2-D toy, chapters 4-7.
+- :func:`plot_beta`, :func:`plot_mix_path` - mixup, chapter 5.
+- :func:`plot_lambda_curves` - the losses against lambda, chapter 7.
 """
 
 from __future__ import annotations
@@ -97,3 +103,289 @@ def plot_machine_spectrograms(root, types=None, machine_ids=None, number=None, f
             ax.set_ylabel("Mel band" if col == 0 else "")
             ax.set_xlabel("time (s)" if row == len(types) - 1 else "")
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Chapters 3-7: the input features, ArcFace, mixup, ArcMix and Noisy-ArcMix
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "plot_mel_filterbank",
+    "plot_feature_maps",
+    "plot_frame_weights",
+    "plot_margin_curve",
+    "plot_toy_embeddings",
+    "plot_angle_histograms",
+    "plot_beta",
+    "plot_mix_path",
+    "plot_lambda_curves",
+]
+
+
+def _new_axes(ax, figsize=(6, 3.5)):
+    """``ax`` itself, or the Axes of a new figure."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def _numpy(x):
+    """A tensor or array-like as a float64 NumPy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def plot_mel_filterbank(fbank, sample_rate=16000, every=8, ax=None):
+    """The triangular filters of a Mel filter bank, against frequency (chapter 3).
+
+    Args:
+        fbank: the filter bank, ``[freqs, mels]`` (``n_fft // 2 + 1`` frequency bins).
+        sample_rate: sampling rate in Hz (the bins span 0 to ``sample_rate / 2``).
+        every: draw every ``every``-th filter (all of them are hard to tell apart).
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax)
+    fbank = _numpy(fbank)
+    freqs = np.linspace(0, sample_rate / 2, fbank.shape[0])
+    for m in range(0, fbank.shape[1], every):
+        ax.plot(freqs, fbank[:, m], lw=1)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("filter weight")
+    ax.set_title(f"Mel filter bank: every {every}th of {fbank.shape[1]} filters", fontsize=10)
+    return ax
+
+
+def plot_feature_maps(maps, titles, seconds=None, fig=None):
+    """Feature maps side by side, each with its own colour scale (chapter 3).
+
+    Args:
+        maps: a list of ``[mels, frames]`` maps (tensors or arrays).
+        titles: one title per map.
+        seconds: clip length, for a time axis in seconds (default: frame numbers).
+        fig: a Figure to draw into (default: a new one).
+
+    Returns:
+        The Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if len(maps) != len(titles):
+        raise ValueError(f"got {len(maps)} maps but {len(titles)} titles")
+    if fig is None:
+        fig = plt.figure(figsize=(3.6 * len(maps), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(maps)))
+    for ax, image, title in zip(axes, maps, titles):
+        image = _numpy(image)
+        extent = None if seconds is None else (0, seconds, 0, image.shape[0])
+        shown = ax.imshow(image, origin="lower", aspect="auto", cmap="magma", extent=extent)
+        fig.colorbar(shown, ax=ax, shrink=0.85)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time (s)" if seconds is not None else "frame")
+    axes[0].set_ylabel("band")
+    return fig
+
+
+def plot_frame_weights(weights, seconds=None, ax=None):
+    """Per-frame weights of the temporal attention (TAgram), one line per clip (chapter 3).
+
+    Args:
+        weights: ``{label: [frames] weights}``, e.g. ``{"normal": w1, "anomaly": w2}``.
+        seconds: clip length, for a time axis in seconds (default: frame numbers).
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(7, 3))
+    for label, weight in weights.items():
+        weight = _numpy(weight)
+        time = np.arange(len(weight)) if seconds is None else np.linspace(0, seconds, len(weight))
+        ax.plot(time, weight, lw=1.2, label=label)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("time (s)" if seconds is not None else "frame")
+    ax.set_ylabel("frame weight $w_t$")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_margin_curve(theta, curves, mark=None, ax=None):
+    """Target logit (before the scale) against the angle theta (chapter 4).
+
+    Args:
+        theta: angles in radians, ``[points]``.
+        curves: ``{label: [points] values}``.
+        mark: an angle in radians to mark with a dashed line (e.g. pi - m), or None.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax)
+    degrees = np.degrees(_numpy(theta))
+    for label, values in curves.items():
+        ax.plot(degrees, _numpy(values), lw=1.5, label=label)
+    if mark is not None:
+        ax.axvline(np.degrees(float(mark)), color="grey", ls="--", lw=1)
+        ax.annotate(f"{np.degrees(float(mark)):.0f}°", (np.degrees(float(mark)), 0.9),
+                    xytext=(4, 0), textcoords="offset points", color="grey", fontsize=9)
+    ax.set_xlabel(r"angle to the target class $\theta_y$ (degrees)")
+    ax.set_ylabel("target logit / scale")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_toy_embeddings(embedding, labels, weight, anomalies=None, title=None, ax=None):
+    """2-D toy embeddings on the unit circle, coloured by class, with the class weights.
+
+    Every embedding is drawn at its angle, at a radius slightly above 1 (a small random
+    jitter shows where points pile up); the class weights are arrows of length 1
+    (chapters 4-7).
+
+    Args:
+        embedding: ``[points, 2]`` embeddings (any length; only the angle is drawn).
+        labels: ``[points]`` class of each embedding.
+        weight: ``[classes, 2]`` class weights.
+        anomalies: optional ``[points, 2]`` embeddings drawn as grey crosses, inside the circle.
+        title: Axes title.
+        ax: the Axes to draw into (default: a new square figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(4, 4))
+    rng = np.random.default_rng(0)
+    colors = [f"C{k}" for k in range(10)]
+    circle = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(np.cos(circle), np.sin(circle), color="lightgrey", lw=1)
+    embedding, labels, weight = _numpy(embedding), _numpy(labels).astype(int), _numpy(weight)
+    angle = np.arctan2(embedding[:, 1], embedding[:, 0])
+    radius = 1.05 + 0.12 * rng.random(len(angle))
+    for k in range(weight.shape[0]):
+        mine = labels == k
+        ax.scatter(radius[mine] * np.cos(angle[mine]), radius[mine] * np.sin(angle[mine]), s=4,
+                   color=colors[k % 10], alpha=0.6, label=f"class {k}")
+        direction = weight[k] / np.linalg.norm(weight[k])
+        ax.annotate("", xy=tuple(direction), xytext=(0, 0),
+                    arrowprops=dict(arrowstyle="->", color=colors[k % 10], lw=1.5))
+    if anomalies is not None:
+        anomalies = _numpy(anomalies)
+        angle = np.arctan2(anomalies[:, 1], anomalies[:, 0])
+        radius = 0.8 + 0.12 * rng.random(len(angle))
+        ax.scatter(radius * np.cos(angle), radius * np.sin(angle), s=6, marker="x",
+                   color="dimgrey", alpha=0.5, lw=0.7, label="anomalies")
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_angle_histograms(angles, bins=36, title=None, ax=None):
+    """Overlaid histograms of angles (given in radians, drawn in degrees) (chapters 4-7).
+
+    Args:
+        angles: ``{label: [points] angles in radians}``.
+        bins: number of bins between 0 and 180 degrees.
+        title: Axes title.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax)
+    edges = np.linspace(0, 180, bins + 1)
+    for label, values in angles.items():
+        ax.hist(np.degrees(_numpy(values)), bins=edges, density=True, histtype="step", lw=1.5,
+                label=label)
+    ax.set_xlabel(r"angle to the own class weight $\theta_y$ (degrees)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_beta(alpha, samples=None, ax=None):
+    """Density of Beta(alpha, alpha), with a histogram of samples if given (chapter 5).
+
+    Args:
+        alpha: the parameter of the symmetric Beta distribution.
+        samples: optional draws of lambda, ``[draws]``.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    from scipy import stats
+
+    ax = _new_axes(ax)
+    grid = np.linspace(0.005, 0.995, 400)
+    ax.plot(grid, stats.beta(alpha, alpha).pdf(grid), lw=1.5, label=f"Beta({alpha:g}, {alpha:g}) density")
+    if samples is not None:
+        ax.hist(_numpy(samples), bins=25, range=(0, 1), density=True, alpha=0.4,
+                label=f"{len(_numpy(samples))} samples")
+    ax.set_xlabel(r"$\lambda$")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_mix_path(lam, position, label=None, ax=None):
+    """Where mixed inputs land between their two classes, against lambda (chapter 5).
+
+    Args:
+        lam: ``[points]`` mixing weights of the first input.
+        position: ``[points]`` angular position between the two class weights,
+            0 = on the first class, 1 = on the second.
+        label: legend label.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(4.5, 4))
+    ax.scatter(_numpy(lam), _numpy(position), s=5, alpha=0.5, label=label)
+    ax.plot([0, 1], [1, 0], color="grey", ls="--", lw=1)
+    ax.set_xlabel(r"$\lambda$ (weight of the first input)")
+    ax.set_ylabel(r"position $\theta_a / (\theta_a + \theta_b)$")
+    if label:
+        ax.legend(fontsize=9)
+    return ax
+
+
+def plot_lambda_curves(lam, curves, ylabel, title=None, zero_line=False, ax=None):
+    """Curves against the mixing weight lambda, one per loss (chapter 7).
+
+    Args:
+        lam: ``[points]`` values of lambda.
+        curves: ``{label: [points] values}``.
+        ylabel: what the curves are.
+        title: Axes title.
+        zero_line: draw a thin line at y = 0.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax)
+    lam = _numpy(lam)
+    for label, values in curves.items():
+        ax.plot(lam, _numpy(values), lw=1.5, label=label)
+    if zero_line:
+        ax.axhline(0, color="lightgrey", lw=0.8)
+    ax.set_xlabel(r"$\lambda$ (weight of $y_a$)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
