@@ -289,11 +289,13 @@ def test_headroom_function_runs(smoke_root):
         "synth_headroom", REPO / "benchmarks" / "synth_headroom.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    per_id = module.headroom(smoke_root, types=["fan", "valve"])
+    per_id = module.headroom(smoke_root, types=["valve"])
     overall = per_id[per_id.kind == "all"]
-    assert set(overall.machine_type) == {"fan", "valve"} and len(overall) == 8
-    assert overall.auc.between(0, 1).all()
-    assert list(module.type_table(per_id).index) == ["fan", "valve"]
+    assert list(overall.machine_id) == list(layout.DEV_IDS["valve"])
+    assert overall.auc.between(0, 1).all() and (overall.normal == 3).all()
+    assert list(module.type_table(per_id).index) == ["valve"]
+    kinds = module.kind_table(per_id)
+    assert set(kinds.index) == {("valve", k) for k in synth.ANOMALY_KINDS["valve"]}
 
 
 def test_plot_machine_spectrograms(smoke_root):
