@@ -687,9 +687,6 @@ def _read_json(path: Path):
         return None
 
 
-_CLIP_PATTERN = re.compile(r"^(normal|anomaly)_id_\d{2}_\d{8}\.wav$")
-
-
 def _existing_clips(out: Path) -> list:
     """The DCASE-named wav files under ``out/<type>/{train,test}``."""
     found = []
@@ -697,7 +694,7 @@ def _existing_clips(out: Path) -> list:
         for split in ("train", "test"):
             folder = out / machine_type / split
             if folder.is_dir():
-                found += [p for p in folder.iterdir() if _CLIP_PATTERN.match(p.name)]
+                found += [p for p in folder.iterdir() if layout.FILENAME_PATTERN.match(p.name)]
     return found
 
 
