@@ -296,6 +296,12 @@ def test_headroom_function_runs(smoke_root):
     assert list(module.type_table(per_id).index) == ["valve"]
     kinds = module.kind_table(per_id)
     assert set(kinds.index) == {("valve", k) for k in synth.ANOMALY_KINDS["valve"]}
+    # the ID probe on the same features (computed once)
+    features = module.type_features(smoke_root, types=["valve"])
+    probe = module.id_probe(smoke_root, types=["valve"], features=features)
+    assert list(probe.index) == ["valve"] and probe.loc["valve", "IDs"] == 4
+    assert probe.loc["valve", "test"] == 4 * 3 and 0 <= probe.loc["valve", "accuracy"] <= 1
+    assert module.headroom(smoke_root, features=features).equals(per_id)
 
 
 def test_plot_machine_spectrograms(smoke_root):
