@@ -1,0 +1,150 @@
+"""
+# Benchmarks: how fast TASTgram trains and scores on this machine
+
+Chapter 8 of the book ("Training TASTgram") quotes these figures. `python -m asdlib bench`
+prints, for 2 s and 10 s clips and batches of 1, 16 and 64 clips, on the current device:
+
+- **train ms/clip**: one full training step of our loop (`asdlib.train`), per clip: the
+  log-Mels of the batch computed on the device, the batch mixed (one lambda, one
+  permutation), `embed`, the Noisy-ArcMix loss, backward and an AdamW step. A batch of one
+  clip cannot train (BatchNorm): shown as "-".
+- **net ms/clip**: the same step without the log-Mel, as when every log-Mel is computed
+  beforehand and held in RAM (what the authors' loader does; comparable with their numbers).
+- **eval ms/clip**: log-Mel + forward in eval mode under `torch.inference_mode()`, per clip.
+
+Speed knobs that keep the architecture and the float32 numerics: `--threads` (torch intra-op
+threads), `--channels-last` (NHWC memory layout of the backbone) and `--compile`
+(`torch.compile` of the two sub-networks). The timings are medians over `--repeats` runs after
+`--warmup` untimed runs; other programs running on the same cores make them noisy, so the
+conditions (threads, load average) are printed with them. These are figures, not tests.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+
+__all__ = ["add_arguments", "bench", "run", "time_it"]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_it(fn, repeats: int = 3, warmup: int = 1, device=None) -> float:
+    """Median wall time of `fn()` in seconds, after `warmup` untimed calls."""
+    device = torch.device(device or "cpu")
+    for _ in range(warmup):
+        fn()
+    _synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _build(seconds: float, device, channels_last: bool, compile_model: bool, num_classes: int):
+    from asdlib.features import LogMel
+    from asdlib.models import TASTgramNet
+
+    torch.manual_seed(2023)
+    model = TASTgramNet(num_classes, num_samples=int(seconds * 16000)).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile_model:
+        # In place, so parameter names stay those of the reference
+        model.tgramnet.compile()
+        model.mobilefacenet.compile()
+    return model, LogMel().to(device)
+
+
+def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=None,
+          channels_last: bool = False, compile_model: bool = False, repeats: int = 3,
+          warmup: int = 1, num_classes: int = 41, printer=print) -> list:
+    """Time training and evaluation of TASTgram; print one line per (clip length, batch).
+
+    Returns:
+        A list of dicts: seconds, batch, train_ms, net_ms, eval_ms (ms per clip; None where
+        a batch of one cannot train).
+    """
+    from asdlib import runtime
+    from asdlib.losses import mix_batch, noisy_arcmix_loss
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = runtime.device(device)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    printer(f"TASTgram, {num_classes} classes | device={device} threads={torch.get_num_threads()} "
+            f"channels_last={channels_last} compile={compile_model} | median of {repeats} after "
+            f"{warmup} warm-up | load average {load:.1f} on {os.cpu_count()} cores | "
+            f"torch {torch.__version__}")
+    printer(f"{'clip':>5} {'batch':>5} {'train ms/clip':>14} {'net ms/clip':>12} {'eval ms/clip':>13}")
+    generator = torch.Generator().manual_seed(2023)
+    rows = []
+    for clip_seconds in seconds:
+        num_samples = int(clip_seconds * 16000)
+        model, logmel_fn = _build(clip_seconds, device, channels_last, compile_model, num_classes)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        for batch in batch_sizes:
+            # Random clips: [batch, samples]; their log-Mels for the "net" column
+            wav = (0.1 * torch.randn(batch, num_samples, generator=generator)).to(device)
+            labels = torch.randint(0, num_classes, (batch,), generator=generator).to(device)
+            with torch.no_grad():
+                logmel_fixed = logmel_fn(wav)  # [batch, 128, frames]
+
+            def step(with_logmel: bool):
+                model.train()
+                with torch.no_grad():
+                    logmel = logmel_fn(wav) if with_logmel else logmel_fixed
+                    wav_mix, logmel_mix, y_a, y_b, lam = mix_batch(wav, logmel, labels,
+                                                                   generator=generator)
+                embedding = model.embed(wav_mix, logmel_mix)
+                loss = noisy_arcmix_loss(embedding, model.arcface.weight, y_a, y_b, lam)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+            def evaluate():
+                model.eval()
+                with torch.inference_mode():
+                    model(wav, logmel_fn(wav), labels)
+
+            train_ms = net_ms = None
+            if batch > 1:
+                train_ms = 1000 * time_it(lambda: step(True), repeats, warmup, device) / batch
+                net_ms = 1000 * time_it(lambda: step(False), repeats, warmup, device) / batch
+            eval_ms = 1000 * time_it(evaluate, repeats, warmup, device) / batch
+            rows.append({"seconds": clip_seconds, "batch": batch, "train_ms": train_ms,
+                         "net_ms": net_ms, "eval_ms": eval_ms})
+            show = lambda value: "-" if value is None else f"{value:.1f}"  # noqa: E731
+            printer(f"{clip_seconds:>4g}s {batch:>5} {show(train_ms):>14} {show(net_ms):>12} "
+                    f"{eval_ms:>13.1f}")
+    return rows
+
+
+def add_arguments(parser) -> None:
+    """The options of `python -m asdlib bench`."""
+    parser.add_argument("--seconds", type=float, nargs="+", default=[2.0, 10.0],
+                        help="clip lengths in seconds (default 2 10)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64],
+                        help="batch sizes (default 1 16 64)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the sub-networks")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+
+
+def run(args) -> int:
+    """Run `python -m asdlib bench` with parsed arguments."""
+    bench(args.seconds, args.batch_sizes, args.device, args.threads, args.channels_last,
+          args.compile, args.repeats, args.warmup)
+    return 0
