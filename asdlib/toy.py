@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -48,6 +49,7 @@ __all__ = [
     "angles_to_class",
     "make_toy",
     "mix_pairs",
+    "summarize",
     "toy_auc",
     "toy_epochs",
     "toy_mlp",
@@ -201,6 +203,11 @@ class ToyResult:
         """Angle (radians) of each point of ``split`` to its own class weight."""
         return angles_to_class(self.embedding[split], self.weight, self.labels[split])
 
+    def accuracy(self, split: str = "test") -> float:
+        """Fraction of the points of ``split`` whose nearest class weight (in angle) is their own."""
+        cos = losses.cosine_logits(self.embedding[split], self.weight)  # [points, classes]
+        return float((cos.argmax(dim=1) == self.labels[split]).float().mean())
+
 
 def _circle(num_points: int) -> torch.Tensor:
     """``num_points`` unit vectors evenly spaced on the circle, the first at angle 0: [n, 2]."""
@@ -239,6 +246,38 @@ def toy_auc(result: ToyResult, kind: str | None = None) -> float:
     labels = np.r_[np.zeros(len(normal)), np.ones(len(anomaly))]
     auc, _ = metrics.auc_pauc(labels, np.r_[normal, anomaly])
     return auc
+
+
+def summarize(runs: dict) -> pd.DataFrame:
+    """One row per trained toy: accuracy, angles (degrees) and AUCs of the held-out points.
+
+    Args:
+        runs: ``{name: ToyResult}``; tuple names, e.g. ``(mode, seed)``, give a MultiIndex.
+
+    Returns:
+        A DataFrame with the columns ``accuracy``, ``normal angle`` (mean), ``normal angle p90``
+        (90th percentile), ``anomaly angle`` (mean), ``AUC`` (all anomalies), ``AUC between``
+        and ``AUC off`` (one kind each).
+    """
+    rows = []
+    for run in runs.values():
+        normal = torch.rad2deg(run.angles("test"))
+        anomaly = torch.rad2deg(run.angles("anomaly"))
+        rows.append({
+            "accuracy": run.accuracy("test"),
+            "normal angle": float(normal.mean()),
+            "normal angle p90": float(normal.quantile(0.9)),
+            "anomaly angle": float(anomaly.mean()),
+            "AUC": toy_auc(run),
+            "AUC between": toy_auc(run, "between"),
+            "AUC off": toy_auc(run, "off"),
+        })
+    keys = list(runs)
+    if keys and all(isinstance(key, tuple) for key in keys):
+        index = pd.MultiIndex.from_tuples(keys)
+    else:
+        index = pd.Index(keys)
+    return pd.DataFrame(rows, index=index)
 
 
 def mix_pairs(data: ToyData, num_points: int = 400, seed: int = 0):

@@ -134,3 +134,15 @@ def test_train_toy_restores_the_thread_count(data):
     threads = torch.get_num_threads()
     toy.train_toy("arcface", seed=0, epochs=1, data=data)
     assert torch.get_num_threads() == threads
+
+
+def test_summarize_and_accuracy(data):
+    runs = {("arcface", 0): toy.train_toy("arcface", seed=0, epochs=1, data=data),
+            ("mixup", 0): toy.train_toy("mixup", seed=0, epochs=1, data=data)}
+    table = toy.summarize(runs)
+    assert list(table.index) == list(runs)
+    assert {"accuracy", "normal angle", "anomaly angle", "AUC", "AUC between", "AUC off"} <= set(table.columns)
+    assert table.loc[("arcface", 0), "accuracy"] == runs[("arcface", 0)].accuracy("test")
+    assert 0.0 <= table["accuracy"].min() and table["accuracy"].max() <= 1.0
+    named = toy.summarize({"a": runs[("arcface", 0)]})
+    assert list(named.index) == ["a"]
