@@ -9,9 +9,12 @@ as it comes out.
 
 The data (`make_toy`):
 
-- ``num_classes`` classes ("machine IDs"), class ``c`` drawn from
+- ``num_classes`` classes ("machine IDs"), three by default, class ``c`` drawn from
   :math:`\mathcal{N}(\mu_c, I)` in ``input_dim`` dimensions, with the class means
-  :math:`\mu_c` drawn at random at distance ``separation`` from the origin;
+  :math:`\mu_c` drawn at random at distance ``separation`` from the origin. Three classes
+  because on a circle every pair of three classes is adjacent: a mix of two classes has a
+  place between them that is not the place of a third one (with four, a mix of two opposite
+  classes would have to land on one of the other two);
 - held-out normal points of every class, drawn the same way;
 - held-out "anomalies" of every class: :math:`\mu_c + r\,u + \varepsilon` with
   ``r = anomaly_shift``, :math:`\varepsilon \sim \mathcal{N}(0, I)` and a unit direction ``u``
@@ -26,7 +29,10 @@ with `asdlib.metrics.auc_pauc`.
 
 Training (`train_toy`) is a plain loop: Adam, mini-batches, and for the mixing modes one
 ``lambda ~ Beta(alpha, alpha)`` and one permutation per batch from `asdlib.losses.mix_batch`
-(inputs are mixed in the input space). It runs in a second or two on a CPU.
+(inputs are mixed in the input space). The class weights start evenly spaced on the circle and
+every run starts with a few warm-up epochs of the plain normalised softmax, the same for every
+mode (see `train_toy`): both only keep 2-D training from getting stuck. It runs in a second or
+two on a CPU.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ class ToyData:
 
 def make_toy(
     seed: int = 0,
-    num_classes: int = 4,
+    num_classes: int = 3,
     input_dim: int = 6,
     train_per_class: int = 200,
     test_per_class: int = 100,
@@ -173,12 +179,12 @@ class ToyResult:
     """What `train_toy` returns.
 
     Attributes:
-        mode, margin, scale, seed, num_epochs: the settings of the run.
+        mode, margin, scale, seed, num_epochs, warmup_epochs: the settings of the run.
         model: the trained embedding network (eval mode).
         weight: the trained class weights, [num_classes, 2].
         embedding: {"train", "test", "anomaly"}: embeddings of the data's points, [points, 2].
         labels: {"train", "test", "anomaly"}: their class labels, [points].
-        history: mean training loss of every epoch.
+        history: mean training loss of every epoch (the warm-up epochs first).
         data: the `ToyData` the model was trained on.
     """
 
@@ -187,6 +193,7 @@ class ToyResult:
     scale: float
     seed: int
     num_epochs: int
+    warmup_epochs: int
     model: nn.Module
     weight: torch.Tensor
     embedding: dict
@@ -317,6 +324,7 @@ def train_toy(
     batch_size: int = 64,
     lr: float = 3e-3,
     alpha: float = 0.5,
+    warmup_epochs: int = 5,
 ) -> ToyResult:
     """Train the toy's MLP and angular head with one of the four losses of `asdlib.losses`.
 
@@ -331,6 +339,11 @@ def train_toy(
         batch_size: points per mini-batch.
         lr: Adam learning rate.
         alpha: Beta(alpha, alpha) of the mixing weight lambda.
+        warmup_epochs: epochs of the plain normalised softmax (no margin, no mixing) before
+            the `epochs` of `mode`. The warm-up is the same for every mode (same seed, same
+            start), so the modes differ only in what follows. Without it, a 2-D embedding that
+            starts on the far side of the circle from its class gets almost no gradient (the
+            derivative of cos(theta) vanishes near 180 degrees) and its class can stay lost.
 
     Returns:
         A `ToyResult`.
@@ -338,22 +351,21 @@ def train_toy(
     if mode not in losses.MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(losses.MODES)}")
     epochs = toy_epochs() if epochs is None else int(epochs)
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if epochs < 0 or warmup_epochs < 0:
+        raise ValueError(f"epochs and warmup_epochs must be >= 0, got {epochs}, {warmup_epochs}")
     data = make_toy() if data is None else data
     # The matrices are tiny: one CPU thread is much faster than several (on a busy machine,
     # several threads can be ten times slower); the caller's setting is restored afterwards
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha)
+        return _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha, warmup_epochs)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha) -> ToyResult:
+def _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha, warmup_epochs) -> ToyResult:
     """The training loop of `train_toy` (arguments checked there)."""
-    loss_fn = losses.loss_for_mode(mode)
     # Initial weights from `seed`, without touching the global random state
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -367,19 +379,22 @@ def _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha) -> To
     gen = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=lr)
     history = []
-    for _ in range(epochs):
+    # Warm-up (plain normalised softmax), then the mode itself
+    schedule = [("arcface", 0.0)] * warmup_epochs + [(mode, margin)] * epochs
+    for epoch_mode, epoch_margin in schedule:
+        loss_fn = losses.loss_for_mode(epoch_mode)
         order = torch.randperm(len(data.y_train), generator=gen)
         total, count = 0.0, 0
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             x, y = data.x_train[batch], data.y_train[batch]
-            if mode in losses.MIXING_MODES:
+            if epoch_mode in losses.MIXING_MODES:
                 # One lambda and one permutation per batch; the points play the wave's role
                 x, _, y_a, y_b, lam = losses.mix_batch(x, x, y, alpha=alpha, generator=gen)
             else:
                 y_a, y_b, lam = y, y, 1.0
             embedding = model(x)  # [batch, 2]
-            loss = loss_fn(embedding, head.weight, y_a, y_b, lam, margin=margin, scale=scale)
+            loss = loss_fn(embedding, head.weight, y_a, y_b, lam, margin=epoch_margin, scale=scale)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -400,6 +415,7 @@ def _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha) -> To
         scale=float(scale),
         seed=seed,
         num_epochs=epochs,
+        warmup_epochs=warmup_epochs,
         model=model,
         weight=head.weight.detach().clone(),
         embedding=embedding,

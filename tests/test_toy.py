@@ -14,14 +14,14 @@ def data():
 
 
 def test_make_toy_shapes_and_labels(data):
-    classes, dim = 4, 6
+    classes, dim = 3, 6
     assert data.num_classes == classes and data.input_dim == dim
     assert data.x_train.shape == (classes * 200, dim) and data.y_train.shape == (classes * 200,)
     assert data.x_test.shape == (classes * 100, dim)
     assert data.x_anomaly.shape == (classes * 100, dim)
     assert torch.equal(torch.bincount(data.y_train), torch.full((classes,), 200))
     # Half the anomalies of each kind
-    assert torch.equal(torch.bincount(data.anomaly_kind), torch.tensor([200, 200]))
+    assert torch.equal(torch.bincount(data.anomaly_kind), torch.tensor([150, 150]))
     # Class means at distance `separation` from the origin
     torch.testing.assert_close(data.means.norm(dim=1), torch.full((classes,), 4.0))
 
@@ -57,9 +57,10 @@ def test_make_toy_rejects_bad_sizes():
 @pytest.mark.parametrize("mode", losses.MODES)
 def test_train_toy_every_mode(mode, data):
     result = toy.train_toy(mode, margin=0.5, scale=30.0, seed=0, epochs=2, data=data)
-    assert result.mode == mode and result.num_epochs == 2 and len(result.history) == 2
-    assert result.weight.shape == (4, 2)
-    for split, n in (("train", 800), ("test", 400), ("anomaly", 400)):
+    assert result.mode == mode and result.num_epochs == 2
+    assert len(result.history) == result.warmup_epochs + 2
+    assert result.weight.shape == (3, 2)
+    for split, n in (("train", 600), ("test", 300), ("anomaly", 300)):
         assert result.embedding[split].shape == (n, 2)
         assert result.labels[split].shape == (n,)
         angles = result.angles(split)
@@ -98,8 +99,10 @@ def test_train_toy_bad_inputs(data):
         toy.train_toy("cosface", data=data, epochs=1)
     with pytest.raises(ValueError, match="epochs"):
         toy.train_toy("arcface", data=data, epochs=-1)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        toy.train_toy("arcface", data=data, epochs=1, warmup_epochs=-1)
     with pytest.raises(ValueError, match="kind"):
-        toy.toy_auc(toy.train_toy("arcface", data=data, epochs=0), kind="sideways")
+        toy.toy_auc(toy.train_toy("arcface", data=data, epochs=0, warmup_epochs=0), kind="sideways")
 
 
 def test_toy_epochs_follow_the_profile(monkeypatch):
@@ -146,3 +149,18 @@ def test_summarize_and_accuracy(data):
     assert 0.0 <= table["accuracy"].min() and table["accuracy"].max() <= 1.0
     named = toy.summarize({"a": runs[("arcface", 0)]})
     assert list(named.index) == ["a"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_every_mode_learns_the_classes_after_the_warm_up(seed, data):
+    # Without the warm-up a 2-D class can stay lost on the far side of the circle
+    for mode in losses.MODES:
+        result = toy.train_toy(mode, seed=seed, epochs=toy.TOY_EPOCHS["book"], data=data)
+        assert result.accuracy("test") > 0.8, (mode, seed)
+
+
+def test_warm_up_is_shared_by_the_modes(data):
+    # Same seed: the warm-up epochs are identical whatever the mode
+    a = toy.train_toy("arcface", seed=0, epochs=0, warmup_epochs=2, data=data)
+    b = toy.train_toy("noisy_arcmix", seed=0, epochs=0, warmup_epochs=2, data=data)
+    assert torch.equal(a.embedding["test"], b.embedding["test"])
