@@ -62,7 +62,7 @@ def test_stubs_get_the_friendly_message_from_every_checker(capsys):
     checkers = [
         features.check_hz_to_mel, features.check_temporal_attention_weights,
         arcface.check_cosface_logits, arcface.check_arcface_score,
-        mixup.check_soft_targets, mixup.check_mix_pair,
+        mixup.check_soft_targets,
         arcmix.check_arcmix_per_clip, noisy_arcmix.check_noisy_arcmix_soft,
     ]
     for checker in checkers:
@@ -163,24 +163,6 @@ def test_check_soft_targets(capsys):
     assert "+=" in verdict_of(mixup.check_soft_targets, overwrite, capsys)[1]
     swapped = lambda a, b, lam, k: soft(a, b, 1 - lam, k)  # noqa: E731
     assert "swapped" in verdict_of(mixup.check_soft_targets, swapped, capsys)[1]
-
-
-def mix(wav, logmel, labels, lam, perm):
-    return lam * wav + (1 - lam) * wav[perm], lam * logmel + (1 - lam) * logmel[perm], labels, labels[perm]
-
-
-def test_check_mix_pair_and_agreement_with_mix_batch(capsys):
-    assert verdict_of(mixup.check_mix_pair, mix, capsys)[0].passed
-    # The reference formula of the checker is what asdlib.losses.mix_batch computes
-    wav, logmel, labels = torch.randn(6, 20), torch.randn(6, 3, 4), torch.arange(6)
-    perm = torch.randperm(6, generator=torch.Generator().manual_seed(5))
-    got = losses.mix_batch(wav, logmel, labels, generator=torch.Generator().manual_seed(5), lam=0.3)
-    for a, b in zip(got[:4], mix(wav, logmel, labels, 0.3, perm)):
-        torch.testing.assert_close(a, b)
-    unpermuted = lambda w, m, y, lam, p: (*mix(w, m, y, lam, p)[:3], y)  # noqa: E731
-    assert "labels[perm]" in verdict_of(mixup.check_mix_pair, unpermuted, capsys)[1]
-    swapped = lambda w, m, y, lam, p: mix(w, m, y, 1 - lam, p)  # noqa: E731
-    assert "partner" in verdict_of(mixup.check_mix_pair, swapped, capsys)[1]
 
 
 # ----------------------------------------------------------------------------------------

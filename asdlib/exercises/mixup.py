@@ -1,4 +1,4 @@
-"""Checkers of chapter 5 (mixup): soft targets and mixing a batch."""
+"""Checkers of chapter 5 (mixup): the soft targets of a mixed batch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from asdlib.exercises import Mistake, expect_close, expect_shape, run_check
 
-__all__ = ["check_mix_pair", "check_soft_targets"]
+__all__ = ["check_soft_targets"]
 
 
 def check_soft_targets(fn):
@@ -43,39 +43,3 @@ def check_soft_targets(fn):
         return "lambda on y_a plus (1 - lambda) on y_b, rows summing to 1, also when y_a == y_b."
 
     return run_check("soft targets", check, fn)
-
-
-def check_mix_pair(fn):
-    """Check ``fn(wav, logmel, labels, lam, perm) -> (wav_mix, logmel_mix, y_a, y_b)``."""
-
-    def check(fn):
-        gen = torch.Generator().manual_seed(0)
-        batch, lam = 5, 0.3
-        wav = torch.randn(batch, 32, generator=gen, dtype=torch.float64)
-        logmel = torch.randn(batch, 4, 6, generator=gen, dtype=torch.float64)
-        labels = torch.tensor([0, 1, 2, 3, 4])
-        perm = torch.tensor([2, 0, 4, 1, 3])
-        out = fn(wav.clone(), logmel.clone(), labels.clone(), lam, perm.clone())
-        if not isinstance(out, (tuple, list)) or len(out) != 4:
-            raise Mistake("return four things: (wav_mix, logmel_mix, y_a, y_b)")
-        wav_mix, logmel_mix, y_a, y_b = out
-        inverse = torch.argsort(perm)
-        for name, x, got in (("wav_mix", wav, wav_mix), ("logmel_mix", logmel, logmel_mix)):
-            expected = lam * x + (1 - lam) * x[perm]
-            expect_close(got, expected, name, {
-                "swapped": ((1 - lam) * x + lam * x[perm], "lambda weighs the clip itself, "
-                                                           "1 - lambda its partner x[perm]"),
-                "inverse": (lam * x + (1 - lam) * x[inverse], "the partner of clip i is "
-                                                              "x[perm[i]], i.e. x[perm]"),
-                "no perm": (x, "the clips were not mixed with their partners x[perm]"),
-            })
-        expect_close(y_a, labels, "y_a", {
-            "permuted": (labels[perm], "y_a are the labels of the clips themselves (weight lambda)"),
-        }, atol=0, rtol=0)
-        expect_close(y_b, labels[perm], "y_b", {
-            "unpermuted": (labels, "y_b are the labels of the partners, labels[perm]"),
-            "inverse": (labels[inverse], "the partner of clip i is perm[i]: y_b = labels[perm]"),
-        }, atol=0, rtol=0)
-        return "wave and log-Mel mixed with the same lambda and partner, y_a = labels, y_b = labels[perm]."
-
-    return run_check("mix a pair", check, fn)
