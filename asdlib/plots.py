@@ -192,12 +192,13 @@ def plot_feature_maps(maps, titles, seconds=None, fig=None):
     return fig
 
 
-def plot_frame_weights(weights, seconds=None, ax=None):
+def plot_frame_weights(weights, seconds=None, ylim=None, ax=None):
     """Per-frame weights of the temporal attention (TAgram), one line per clip (chapter 3).
 
     Args:
         weights: ``{label: [frames] weights}``, e.g. ``{"normal": w1, "anomaly": w2}``.
         seconds: clip length, for a time axis in seconds (default: frame numbers).
+        ylim: (low, high) of the weight axis (default: fitted to the weights).
         ax: the Axes to draw into (default: a new figure).
 
     Returns:
@@ -208,7 +209,8 @@ def plot_frame_weights(weights, seconds=None, ax=None):
         weight = _numpy(weight)
         time = np.arange(len(weight)) if seconds is None else np.linspace(0, seconds, len(weight))
         ax.plot(time, weight, lw=1.2, label=label)
-    ax.set_ylim(-0.05, 1.05)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel("time (s)" if seconds is not None else "frame")
     ax.set_ylabel("frame weight $w_t$")
     ax.legend(fontsize=9)

@@ -60,7 +60,7 @@ def test_package_reexports_checkers():
 
 def test_stubs_get_the_friendly_message_from_every_checker(capsys):
     checkers = [
-        features.check_hz_to_mel, features.check_temporal_attention_weights,
+        features.check_hz_to_mel, features.check_frequency_attention_weights,
         arcface.check_cosface_logits, arcface.check_arcface_score,
         mixup.check_soft_targets,
         arcmix.check_arcmix_per_clip, noisy_arcmix.check_noisy_arcmix_soft,
@@ -92,13 +92,16 @@ def test_check_hz_to_mel(capsys):
     assert "linear everywhere" in verdict_of(features.check_hz_to_mel, linear, capsys)[1]
 
 
-def test_check_temporal_attention_weights(capsys):
-    good = lambda x: torch.sigmoid(x.amax(dim=-2) + x.mean(dim=-2))  # noqa: E731
-    assert verdict_of(features.check_temporal_attention_weights, good, capsys)[0].passed
-    wrong_axis = lambda x: torch.sigmoid(x.amax(dim=-1) + x.mean(dim=-1))  # noqa: E731
-    assert "dim=-2" in verdict_of(features.check_temporal_attention_weights, wrong_axis, capsys)[1]
-    no_sigmoid = lambda x: x.amax(dim=-2) + x.mean(dim=-2)  # noqa: E731
-    assert "sigmoid" in verdict_of(features.check_temporal_attention_weights, no_sigmoid, capsys)[1]
+def test_check_frequency_attention_weights(capsys):
+    check = features.check_frequency_attention_weights
+    good = lambda x: torch.sigmoid(x.amax(dim=-1) + x.mean(dim=-1))  # noqa: E731
+    assert verdict_of(check, good, capsys)[0].passed
+    frames = lambda x: torch.sigmoid(x.amax(dim=-2) + x.mean(dim=-2))  # noqa: E731
+    assert "dim=-1" in verdict_of(check, frames, capsys)[1]
+    no_sigmoid = lambda x: x.amax(dim=-1) + x.mean(dim=-1)  # noqa: E731
+    assert "sigmoid" in verdict_of(check, no_sigmoid, capsys)[1]
+    max_only = lambda x: torch.sigmoid(x.amax(dim=-1))  # noqa: E731
+    assert "mean over frames" in verdict_of(check, max_only, capsys)[1]
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Checkers of chapter 3 (the input features: Sgram, Tgram, TAgram)."""
+"""Checkers of chapter 3 (the input features): the Slaney Mel scale, frequency attention."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import math
 import torch
 
 from asdlib.exercises import Mistake, expect_close, expect_shape, run_check
-from asdlib.models import temporal_attention_weights
 
-__all__ = ["check_hz_to_mel", "check_temporal_attention_weights", "slaney_hz_to_mel"]
+__all__ = ["check_frequency_attention_weights", "check_hz_to_mel", "slaney_hz_to_mel"]
 
 
 def slaney_hz_to_mel(freq: torch.Tensor) -> torch.Tensor:
@@ -58,8 +57,11 @@ def check_hz_to_mel(fn):
     return run_check("hz_to_mel", check, fn)
 
 
-def check_temporal_attention_weights(fn):
-    """Check ``fn(logmel) -> [batch, frames]`` frame weights of the TAgram and print a verdict."""
+def check_frequency_attention_weights(fn):
+    """Check ``fn(logmel) -> [batch, mels]``: sigmoid(max + mean over FRAMES); print a verdict.
+
+    The frequency-axis twin of the TAgram weights of chapter 3: one weight per mel band.
+    """
 
     def check(fn):
         gen = torch.Generator().manual_seed(0)
@@ -67,31 +69,30 @@ def check_temporal_attention_weights(fn):
         # Small values, so that the sigmoid is not saturated and mistakes show
         logmel = 0.5 * torch.randn(batch, mels, frames, generator=gen, dtype=torch.float64)
         got = fn(logmel.clone())
-        if torch.is_tensor(got) and tuple(got.shape) == (batch, mels):
+        if torch.is_tensor(got) and tuple(got.shape) == (batch, frames):
             raise Mistake(
-                f"expected one weight per frame, shape {(batch, frames)}, got one per mel band "
-                f"{tuple(got.shape)}: did you reduce over time (dim=-1) instead of over the mel "
-                "axis (dim=-2)?"
+                f"expected one weight per mel band, shape {(batch, mels)}, got one per frame "
+                f"{tuple(got.shape)}: did you reduce over the mel axis (dim=-2, that gives the "
+                "TAgram's frame weights) instead of over time (dim=-1)?"
             )
         if torch.is_tensor(got) and tuple(got.shape) == (batch, mels, frames):
             raise Mistake(
                 "you returned a full [batch, mels, frames] map (the attended log-Mel?); the "
-                f"exercise asks for the weights alone, shape {(batch, frames)}"
+                f"exercise asks for the weights alone, shape {(batch, mels)}"
             )
-        expect_shape(got, (batch, frames), "the frame weights")
-        peak, mean = logmel.amax(dim=-2), logmel.mean(dim=-2)
+        expect_shape(got, (batch, mels), "the band weights")
+        peak, mean = logmel.amax(dim=-1), logmel.mean(dim=-1)
         mistakes = {
             "no sigmoid": (peak + mean, "weights must lie in (0, 1): did you forget the sigmoid?"),
-            "max only": (torch.sigmoid(peak), "did you leave out the mean over mels (max + mean)?"),
-            "mean only": (torch.sigmoid(mean), "did you leave out the max over mels (max + mean)?"),
+            "max only": (torch.sigmoid(peak), "did you leave out the mean over frames (max + mean)?"),
+            "mean only": (torch.sigmoid(mean), "did you leave out the max over frames (max + mean)?"),
             "softmax": (torch.softmax(peak + mean, dim=-1),
-                        "a softmax over frames makes the frames compete; the TAgram uses a "
-                        "sigmoid per frame"),
-            "min": (torch.sigmoid(logmel.amin(dim=-2) + mean), "max, not min, over the mel axis"),
+                        "a softmax over bands makes the bands compete; use a sigmoid per band, as "
+                        "the TAgram does per frame"),
+            "min": (torch.sigmoid(logmel.amin(dim=-1) + mean), "max, not min, over the frames"),
         }
-        expected = temporal_attention_weights(logmel)
-        expect_close(got, expected, "the frame weight", mistakes)
-        return ("one weight per frame, sigmoid(max + mean over the mel bands), equal to "
-                "asdlib.models.temporal_attention_weights.")
+        expected = torch.sigmoid(peak + mean)
+        expect_close(got, expected, "the band weight", mistakes)
+        return "one weight per mel band, sigmoid(max + mean over the frames)."
 
-    return run_check("temporal attention weights", check, fn)
+    return run_check("frequency attention weights", check, fn)
