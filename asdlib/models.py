@@ -86,7 +86,11 @@ class TgramNet(nn.Module):
     """
 
     def __init__(
-        self, n_mels: int = 128, num_frames: int = 313, win_length: int = 1024, hop_length: int = 512
+        self,
+        n_mels: int = 128,
+        num_frames: int = 313,
+        win_length: int = 1024,
+        hop_length: int = 512,
     ):
         super().__init__()
         if win_length <= 0 or win_length % 2:
@@ -97,7 +101,7 @@ class TgramNet(nn.Module):
         self.hop_length = hop_length
         # Framing convolution: one filter per output channel (name as in the reference, sic)
         self.conv_extrctor = nn.Conv1d(
-            1, n_mels, kernel_size=win_length, stride=hop_length, padding=win_length // 2, bias=False
+            1, n_mels, win_length, stride=hop_length, padding=win_length // 2, bias=False
         )
         # Three [LayerNorm over time, LeakyReLU, 3-tap Conv1d] blocks
         self.conv_encoder = nn.Sequential(
@@ -359,7 +363,8 @@ class MobileFaceNet(nn.Module):
         channels = 64
         for expansion, out_channels, repeats, stride in bottleneck_setting:
             for i in range(repeats):
-                blocks.append(Bottleneck(channels, out_channels, stride if i == 0 else 1, expansion))
+                block_stride = stride if i == 0 else 1
+                blocks.append(Bottleneck(channels, out_channels, block_stride, expansion))
                 channels = out_channels
         self.blocks = nn.Sequential(*blocks)
         self.conv2 = ConvBlock(channels, 512, 1)
@@ -520,7 +525,7 @@ class ASDNet(nn.Module):
         return logits, embedding
 
     def _check_inputs(self, wav: torch.Tensor, logmel: torch.Tensor):
-        """Validate `wav` and `logmel`; return them as `[batch, samples]`, `[batch, mels, frames]`."""
+        """Check `wav` and `logmel`; return them as `[batch, samples]`, `[batch, mels, frames]`."""
         for name, x in (("wav", wav), ("logmel", logmel)):
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -555,11 +560,11 @@ class ASDNet(nn.Module):
                 f"logmel must have {self.num_frames} frames (the clip length this model was "
                 f"built for: {self.config['num_samples']} samples), got {logmel.shape[2]}"
             )
-        wav_frames = _num_frames(wav.shape[1], self.config["hop_length"])
-        if wav_frames != self.num_frames:
+        hop_length = self.config["hop_length"]
+        if _num_frames(wav.shape[1], hop_length) != self.num_frames:
             raise ValueError(
                 f"wav must have {self.config['num_samples']} samples (or any length giving "
-                f"{self.num_frames} frames: {_samples_for(self.num_frames, self.config['hop_length'])}), "
+                f"{self.num_frames} frames: {_samples_for(self.num_frames, hop_length)}), "
                 f"got {wav.shape[1]}"
             )
         # Value checks read the data (one device sync on a GPU)

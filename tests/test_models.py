@@ -283,7 +283,10 @@ def test_from_reference_lists_missing_unexpected_and_wrong_shapes():
     assert "missing: mobilefacenet.conv2.bn.bias (expected (512,))" in message
     assert "unexpected: mobilefacenet.extra.weight (got (3,))" in message
     assert "tgramnet.conv_encoder.1.0.weight (expected (313,), got (300,))" in message
-    assert "mobilefacenet.linear7.conv.weight (expected (512, 1, 8, 20), got (512, 1, 4, 10))" in message
+    assert (
+        "mobilefacenet.linear7.conv.weight (expected (512, 1, 8, 20), got (512, 1, 4, 10))"
+        in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -292,7 +295,8 @@ def test_from_reference_lists_missing_unexpected_and_wrong_shapes():
         (lambda s: s.pop("arcface.weight"), "arcface.weight"),
         (lambda s: s.update({"mobilefacenet.fc_out.bias": torch.zeros(40)}),
          r"mobilefacenet.fc_out.bias \(expected \(41,\), got \(40,\)\)"),
-        (lambda s: s.pop("tgramnet.conv_extrctor.weight"), "missing: tgramnet.conv_extrctor.weight"),
+        (lambda s: s.pop("tgramnet.conv_extrctor.weight"),
+         "missing: tgramnet.conv_extrctor.weight"),
     ],
 )
 def test_from_reference_single_errors(edit, pattern):
