@@ -7,8 +7,8 @@ here calls ``plt.show()`` or changes matplotlib's global style on import.
   chapter 1 ("The task and the data").
 - :func:`plot_mel_filterbank`, :func:`plot_feature_maps`, :func:`plot_frame_weights` - the
   input features, chapter 3.
-- :func:`plot_margin_curve`, :func:`plot_toy_embeddings`, :func:`plot_angle_histograms` - ArcFace
-  and the 2-D toy, chapters 4-7.
+- :func:`plot_margin_curve`, :func:`plot_toy_embeddings`, :func:`plot_angle_histograms`,
+  :func:`plot_toy_runs` - ArcFace and the 2-D toy, chapters 4-7.
 - :func:`plot_beta`, :func:`plot_mix_path` - mixup, chapter 5.
 - :func:`plot_lambda_curves` - the losses against lambda, chapter 7.
 """
@@ -116,6 +116,7 @@ __all__ += [
     "plot_margin_curve",
     "plot_toy_embeddings",
     "plot_angle_histograms",
+    "plot_toy_runs",
     "plot_beta",
     "plot_mix_path",
     "plot_lambda_curves",
@@ -315,6 +316,33 @@ def plot_angle_histograms(angles, bins=36, title=None, ax=None):
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+def plot_toy_runs(runs, fig=None):
+    """Trained 2-D toys side by side: embeddings with anomalies above, angle histograms below.
+
+    One column per run: the held-out normal points and anomalies on the circle
+    (`plot_toy_embeddings`), and the histograms of their angles to the own class weight
+    (`plot_angle_histograms`) (chapters 6 and 7).
+
+    Args:
+        runs: ``{title: asdlib.toy.ToyResult}``.
+        fig: a Figure to draw into (default: a new one).
+
+    Returns:
+        The Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(4 * len(runs), 7.5), layout="constrained")
+    axes = np.asarray(fig.subplots(2, len(runs), squeeze=False))
+    for column, (title, run) in enumerate(runs.items()):
+        plot_toy_embeddings(run.embedding["test"], run.labels["test"], run.weight,
+                            anomalies=run.embedding["anomaly"], title=title, ax=axes[0, column])
+        angles = {"normal": run.angles("test"), "anomaly": run.angles("anomaly")}
+        plot_angle_histograms(angles, title=f"{title}: angle to the own class", ax=axes[1, column])
+    return fig
 
 
 def plot_beta(alpha, samples=None, ax=None):
