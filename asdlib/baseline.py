@@ -530,7 +530,7 @@ def auc_by_anomaly_kind(results: pd.DataFrame, max_fpr: float = 0.1) -> pd.DataF
         # The clip number NNNNNNNN of each anomalous file name gives its kind
         numbers = [parse_filename(Path(path).name)[2] for path in anomalous["path"]]
         kinds = np.array([anomaly_kind(machine_type, number) for number in numbers])
-        for kind in sorted(set(kinds)):
+        for kind in sorted(set(kinds.tolist())):
             chosen = anomalous[kinds == kind]
             labels = np.r_[np.zeros(len(normal)), np.ones(len(chosen))]
             score = np.r_[normal["score"].to_numpy(), chosen["score"].to_numpy()]
