@@ -1,0 +1,136 @@
+"""asdlib.experiments: the run cache trains once, resumes half-done runs, tables beside the paper."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from asdlib import experiments, synth
+from asdlib.train import TrainConfig, dataset_fingerprint, train
+
+
+@pytest.fixture(scope="module")
+def valve_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("valve_data")
+    synth.generate(root, profile="smoke", types=["valve"], progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def arcface_run(valve_data, tmp_path_factory):
+    """One smoke run, trained and evaluated through the run cache `runs_dir`."""
+    config = TrainConfig.from_profile("smoke", mode="arcface")
+    runs_dir = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASDLIB_HOME", str(tmp_path_factory.mktemp("home")))
+        run = experiments.load_or_train(config, valve_data, progress=False, runs_dir=runs_dir)
+    return config, runs_dir, run
+
+
+def test_load_or_train_trains_once_then_reads_the_cache(valve_data, arcface_run, monkeypatch):
+    config, runs_dir, run = arcface_run
+    assert run.path.parent == runs_dir and run.path.name == experiments.run_hash(
+        config, dataset_fingerprint(valve_data))
+    assert run.config == config and run.label == "TASTgram (ArcFace)"
+    assert run.history["epoch"].tolist() == [1]
+    assert {"path", "machine_type", "machine_id", "label", "score"} <= set(run.scores.columns)
+    assert run.embeddings["embedding"].shape[1] == 128
+    assert "profile=smoke" in run.summary() and "synthetic data" in run.summary()
+    assert not run.model().training
+
+    # Second call: nothing is trained or evaluated, the same metrics come back
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr("asdlib.train.train", forbidden)
+    monkeypatch.setattr("asdlib.evaluate.evaluate", forbidden)
+    started = time.perf_counter()
+    again = experiments.load_or_train(config, valve_data, progress=False, runs_dir=runs_dir)
+    assert time.perf_counter() - started < 5.0
+    assert again.path == run.path and again.metrics == run.metrics
+
+
+def test_a_half_finished_run_resumes(valve_data):
+    config = TrainConfig.from_profile("smoke", mode="arcmix", num_epochs=2)
+    path = experiments.runtime.home() / "runs" / experiments.run_hash(
+        config, dataset_fingerprint(valve_data))
+
+    def interrupt(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, valve_data, path, progress=False, on_epoch_end=interrupt)
+    first = pd.read_csv(path / "history.csv")
+    run = experiments.load_or_train(config, valve_data, progress=False)
+    assert run.path == path and run.history["epoch"].tolist() == [1, 2]
+    # epoch 1 was kept (its record, timing included), not trained again
+    pd.testing.assert_frame_equal(run.history.iloc[:1], first)
+    assert (path / "metrics.json").is_file()
+
+
+def test_different_configs_and_datasets_get_different_runs(valve_data, tmp_path):
+    config = TrainConfig.from_profile("smoke")
+    dataset = dataset_fingerprint(valve_data)
+    assert experiments.run_hash(config, dataset) == experiments.run_hash(
+        TrainConfig.from_profile("smoke"), dataset)
+    assert experiments.run_hash(config, dataset) != experiments.run_hash(
+        TrainConfig.from_profile("smoke", seed=1), dataset)
+    other = dict(dataset, hash="0" * 16)
+    assert experiments.run_hash(config, dataset) != experiments.run_hash(config, other)
+
+
+def test_synthetic_dataset_is_generated_once_under_home():
+    root = experiments.synthetic_dataset("smoke", types=["slider"], progress=False)
+    assert root.parent == experiments.runtime.home() / "data"
+    assert (root / "synth_info.json").is_file() and (root / "slider" / "train").is_dir()
+    mtime = (root / "synth_info.json").stat().st_mtime_ns
+    assert experiments.synthetic_dataset("smoke", types=["slider"], progress=False) == root
+    assert (root / "synth_info.json").stat().st_mtime_ns == mtime
+
+
+def test_real_data_fingerprint_is_the_list_of_relative_paths_and_sizes(tmp_path, valve_data):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(valve_data, copy)
+    (copy / "synth_info.json").unlink()
+    moved = tmp_path / "moved"
+    shutil.copytree(copy, moved)
+    first, second = dataset_fingerprint(copy), dataset_fingerprint(moved)
+    assert first["kind"] == "dcase" and first["hash"] == second["hash"]
+    # One clip fewer: another dataset
+    next((moved / "valve" / "test").glob("*.wav")).unlink()
+    assert dataset_fingerprint(moved)["hash"] != first["hash"]
+
+
+def test_paper_results_match_the_packaged_csv():
+    ablation = experiments.paper_results("ablation")
+    assert list(ablation.index) == ["STgram (ArcFace)", "TASTgram (ArcFace)", "STgram (NAMix)",
+                                    "TASTgram (NAMix)"]
+    assert ablation.loc["TASTgram (NAMix)", ("Average", "AUC")] == pytest.approx(94.65)
+    assert ablation.loc["TASTgram (NAMix)", ("ToyConveyor", "pAUC")] == pytest.approx(67.15)
+    packaged = Path(experiments.__file__).parent / "resources" / "paper_results.csv"
+    with open(packaged) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 7 * 6 + 4 * 7
+    comparison = experiments.paper_results("comparison")
+    assert "MobileNetV2" in comparison.index
+    with pytest.raises(ValueError, match="table: must be one of"):
+        experiments.paper_results("figure")
+
+
+def test_results_table_has_the_paper_layout(arcface_run):
+    _, _, run = arcface_run
+    table = experiments.results_table({"ours": run})
+    assert list(table.columns.get_level_values(0).unique()) == ["valve", "Average"]
+    average = run.metrics["average"]
+    assert table.loc["ours", ("Average", "AUC")] == pytest.approx(100 * average["auc"])
+    pooled = experiments.results_table({"ours": run}, protocol="pooled")
+    assert pooled.loc["ours", ("Average", "pAUC")] == pytest.approx(100 * average["pooled_pauc"])
+    # a list of seeds gives the mean over seeds
+    mean = experiments.results_table({"ours": [run, run]})
+    assert mean.loc["ours", ("Average", "AUC")] == pytest.approx(100 * average["auc"])
