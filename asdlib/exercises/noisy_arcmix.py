@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
-from asdlib.exercises import Mistake, expect_close, expect_shape, run_check
+from asdlib.exercises import expect_close, expect_shape, run_check
 from asdlib.exercises.arcmix import mix_problem
 from asdlib.losses import arcface_logits, arcmix_loss, mixup_loss, noisy_arcmix_loss
 
