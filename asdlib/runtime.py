@@ -55,3 +55,16 @@ def describe(profile: str | None = None) -> str:
         f"device={device()} | torch threads={torch.get_num_threads()} | {HOME_VAR}={home()}",
     ]
     return "\n".join(lines)
+
+
+def glue(name: str, value, display: bool = True):
+    """Put a computed value into the rendered book's text (``{glue:text}`name` ``).
+
+    The book build has ``myst_nb``; elsewhere (Colab, a plain Jupyter) there is nothing to glue
+    into, the chapter prints its numbers anyway, and this does nothing.
+    """
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return None
+    return myst_glue(name, value, display=display)
