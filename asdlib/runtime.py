@@ -67,4 +67,7 @@ def glue(name: str, value, display: bool = True):
         from myst_nb import glue as myst_glue
     except ImportError:
         return None
+    # numpy scalars (np.float64, ...) become Python numbers so that `{glue:text}`x:.3f`` formats.
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        value = value.item()
     return myst_glue(name, value, display=display)
