@@ -5,6 +5,8 @@ here calls ``plt.show()`` or changes matplotlib's global style on import.
 
 - :func:`plot_machine_spectrograms` - a normal and an anomalous clip of every machine type,
   chapter 1 ("The task and the data").
+- :func:`plot_roc`, :func:`plot_per_id_auc`, :func:`plot_score_histogram` - evaluation,
+  chapters 1-2; :func:`plot_loss_curves` - training losses, chapter 2.
 - :func:`plot_mel_filterbank`, :func:`plot_feature_maps`, :func:`plot_frame_weights` - the
   input features, chapter 3.
 - :func:`plot_margin_curve`, :func:`plot_toy_embeddings`, :func:`plot_angle_histograms`,
@@ -418,4 +420,149 @@ def plot_lambda_curves(lam, curves, ylabel, title=None, zero_line=False, ax=None
     ax.legend(fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
+    return ax
+
+# --------------------------------------------------------------------------------------------
+# Chapters 1-2: evaluation (ROC, AUC, pAUC) and the autoencoder baseline
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "plot_roc",
+    "plot_per_id_auc",
+    "plot_score_histogram",
+    "plot_loss_curves",
+]
+
+
+def plot_roc(labels, score, max_fpr=0.1, title=None, ax=None):
+    """ROC curve with the partial-AUC region (false-positive rate up to ``max_fpr``) shaded.
+
+    The title (unless given) names the AUC and the standardised pAUC of
+    ``asdlib.metrics.auc_pauc`` (chapter 1).
+
+    Args:
+        labels: ``[clips]`` 1 for an anomalous clip, 0 for a normal one.
+        score: ``[clips]`` anomaly scores (larger = more anomalous).
+        max_fpr: p of the partial AUC.
+        title: Axes title (default: the AUC and pAUC).
+        ax: the Axes to draw into (default: a new square figure).
+
+    Returns:
+        The Axes.
+    """
+    from sklearn.metrics import roc_curve
+
+    from asdlib.metrics import auc_pauc
+
+    ax = _new_axes(ax, figsize=(4.2, 4))
+    labels, score = _numpy(labels), _numpy(score)
+    auc, pauc = auc_pauc(labels.astype(int), score, max_fpr)
+    fpr, tpr, _ = roc_curve(labels, score, drop_intermediate=False)
+    # The curve up to FPR = p, cut there by linear interpolation
+    inside = fpr <= max_fpr
+    cut_fpr = np.r_[fpr[inside], max_fpr]
+    cut_tpr = np.r_[tpr[inside], np.interp(max_fpr, fpr, tpr)]
+    ax.fill_between(cut_fpr, cut_tpr, color="C1", alpha=0.35, lw=0,
+                    label=f"partial area, FPR $\\leq$ {max_fpr:g}")
+    ax.plot(fpr, tpr, color="C0", lw=1.8, label="ROC curve")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="random scores")
+    ax.axvline(max_fpr, color="C1", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("false-positive rate (normal clips flagged)")
+    ax.set_ylabel("true-positive rate (anomalies caught)")
+    ax.set_title(title or f"AUC {auc:.3f}, pAUC (p = {max_fpr:g}) {pauc:.3f}", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_per_id_auc(per_id, column="auc", title=None, ax=None):
+    """Bars of the AUC (or pAUC) of every machine ID, grouped and coloured by machine type.
+
+    Args:
+        per_id: a table from ``asdlib.metrics.per_id_table`` (index machine_type, machine_id),
+            values in [0, 1].
+        column: ``"auc"`` or ``"pauc"``.
+        title: Axes title.
+        ax: the Axes to draw into (default: a new wide figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(9, 3.2))
+    if column not in per_id.columns:
+        raise ValueError(f"column must be one of {list(per_id.columns)}, got {column!r}")
+    position, ticks, names = 0, [], []
+    for k, machine_type in enumerate(dict.fromkeys(per_id.index.get_level_values(0))):
+        values = per_id.loc[machine_type, column]
+        places = position + np.arange(len(values))
+        ax.bar(places, 100 * values.to_numpy(), color=f"C{k % 10}", width=0.8, label=machine_type)
+        ticks += list(places)
+        names += [machine_id.replace("id_", "") for machine_id in values.index]
+        position += len(values) + 1
+    ax.axhline(50, color="grey", ls="--", lw=1)
+    ax.set_xticks(ticks, names, fontsize=8)
+    ax.set_xlabel("machine ID")
+    ax.set_ylabel(f"{'AUC' if column == 'auc' else 'pAUC'} (%)")
+    # Room above 100 % for the legend
+    ax.set_ylim(0, 118)
+    ax.set_yticks(range(0, 101, 20))
+    ax.legend(fontsize=8, ncol=6, loc="upper center", frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_score_histogram(results, machine_type, machine_id=None, bins=20, ax=None):
+    """Histograms of the anomaly scores of the normal and the anomalous test clips of a machine.
+
+    Args:
+        results: a results frame (columns machine_type, machine_id, label, score).
+        machine_type: the machine type.
+        machine_id: one ID of that type (default: all its IDs together).
+        bins: number of bins (shared by both histograms).
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(5, 3))
+    chosen = results[results["machine_type"] == machine_type]
+    if machine_id is not None:
+        chosen = chosen[chosen["machine_id"] == machine_id]
+    if chosen.empty:
+        raise ValueError(f"results hold no clip of {machine_type} {machine_id or ''}".strip())
+    edges = np.histogram_bin_edges(chosen["score"].to_numpy(dtype=np.float64), bins=bins)
+    for label, name, color in ((0, "normal", "C0"), (1, "anomaly", "C3")):
+        values = chosen.loc[chosen["label"] == label, "score"].to_numpy(dtype=np.float64)
+        ax.hist(values, bins=edges, alpha=0.55, color=color, label=f"{name} ({len(values)})")
+    ax.set_xlabel("anomaly score")
+    ax.set_ylabel("clips")
+    ax.set_title(f"{machine_type} {machine_id or '(all IDs)'}", fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_loss_curves(losses, ylabel="training loss", logy=False, ax=None):
+    """Training loss against the epoch, one line per model (e.g. per machine type).
+
+    Args:
+        losses: ``{label: [epochs] losses}``.
+        ylabel: what the loss is.
+        logy: logarithmic y axis.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(5, 3))
+    for label, values in losses.items():
+        values = _numpy(values)
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", ms=3, lw=1.2, label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
     return ax

@@ -269,3 +269,36 @@ def test_auc_by_anomaly_kind(tiny_results):
 def test_run_baseline_needs_an_index():
     with pytest.raises(ValueError, match="index must be a DataFrame"):
         run_baseline(pd.DataFrame({"path": []}), profile="smoke", progress=False)
+
+
+# ------------------------------------------------------------------------------------------
+# The figures of chapters 1-2 (asdlib.plots)
+# ------------------------------------------------------------------------------------------
+
+
+def test_figures_of_chapters_1_and_2(tiny_results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from asdlib import plots
+
+    results, _, losses = tiny_results
+    style = dict(matplotlib.rcParams)
+    ax = plots.plot_roc(results["label"], results["score"], max_fpr=0.1)
+    auc, pauc = metrics.auc_pauc(results["label"], results["score"])
+    assert f"AUC {auc:.3f}" in ax.get_title() and f"{pauc:.3f}" in ax.get_title()
+    ax = plots.plot_per_id_auc(metrics.per_id_table(results))
+    assert len(ax.patches) == 4
+    with pytest.raises(ValueError, match="column must be one of"):
+        plots.plot_per_id_auc(metrics.per_id_table(results), column="eer")
+    ax = plots.plot_score_histogram(results, "fan", "id_00")
+    assert "fan id_00" in ax.get_title()
+    with pytest.raises(ValueError, match="no clip of fan id_99"):
+        plots.plot_score_histogram(results, "fan", "id_99")
+    ax = plots.plot_loss_curves(losses, logy=True)
+    assert ax.get_yscale() == "log"
+    # drawing changes no global style
+    assert dict(matplotlib.rcParams) == style
+    plt.close("all")
