@@ -1,15 +1,17 @@
 """The synthetic machine-sound dataset: the default data of the book, in the DCASE 2020 layout.
 
-Explained in chapter 1 ("The task and the data"); the physical parameters, the per-ID table and
-the headroom check are documented in ``data/SYNTHETIC.md``.
+Explained in chapter 1 ("The task and the data"); the physical parameters, the per-ID table,
+the headroom check and the ID difficulty check are documented in ``data/SYNTHETIC.md``.
 
 The real DCASE 2020 Task 2 data (the MIMII and ToyADMOS recordings) cannot be downloaded
 everywhere, so the book, the tests and CI run on this stand-in. Every clip is built from a small
 physical model of its machine type (rotating parts, pulsations, impacts, clicks), whose
 parameters differ slightly from machine ID to machine ID and are jittered from clip to clip
-(operating condition). Anomalous clips change one physical parameter (an unbalance, a leak, a
-loose belt, ...). A generated factory background (pink and brown noise, distant machine hums,
-occasional bangs) is mixed in at a per-ID signal-to-noise ratio of 6, 0 or -6 dB, as in MIMII.
+(operating condition: load, speed, flow, ...) by about as much, so that telling IDs apart is
+learnable but not trivial. Anomalous clips change one physical parameter (an unbalance, a leak,
+a loose belt, ...). A generated factory background (pink and brown noise, distant machine hums,
+occasional bangs) is mixed in at a per-ID signal-to-noise ratio of 6, 0 or -6 dB, as in MIMII,
+with a background level that varies by +-5 dB from clip to clip.
 
 Everything is deterministic: every clip has its own random generator, seeded from
 (seed, machine type, machine ID, split, label, clip number), so the same options always write
@@ -53,7 +55,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a change to this module changes the samples it writes.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 #: Name of the file written last, once every clip is on disk.
 INFO_NAME = "synth_info.json"
 #: Name of the marker written first; it says which options a half-written folder was started with.
@@ -70,53 +72,70 @@ PEAK_LIMIT = 0.95
 # --------------------------------------------------------------------------------------------
 
 #: ID rules: ``parameter: (value of ID number 0, change per ID number)``; see data/SYNTHETIC.md.
+#: IDs are individual machines of one model: they share the design (step 0) and differ a little
+#: in rates and noise bands, by steps that are comparable to the clip-to-clip operating
+#: condition (``_CONDITION``), so that ID classification is learnable but not trivial.
 _ID_RULES = {
     "fan": {
-        "rotation_hz": (20.0, 1.2),  # shaft rotation rate
+        "rotation_hz": (20.0, 0.3),  # shaft rotation rate
         "blades": (7, 0),  # blade count: blade-pass frequency = blades * rotation
-        "tilt_db": (5.0, 0.4),  # level drop per blade-pass harmonic
-        "air_hz": (1000.0, 120.0),  # centre of the aerodynamic broadband noise
-        "air_db": (-4.0, 0.5),  # its level relative to the tonal part
+        "tilt_db": (5.0, 0.0),  # level drop per blade-pass harmonic
+        "air_hz": (1000.0, 40.0),  # centre of the aerodynamic broadband noise
+        "air_db": (-4.0, 0.25),  # its level relative to the tonal part
     },
     "pump": {
-        "shaft_hz": (24.0, 0.8),  # motor shaft rate
+        "shaft_hz": (24.0, 0.3),  # motor shaft rate
         "vanes": (5, 0),  # pulsation rate = vanes * shaft rate
-        "tilt_db": (4.0, 0.4),  # level drop per pulsation harmonic
-        "flow_hz": (600.0, 70.0),  # centre of the flow noise
-        "flow_db": (-3.0, 0.5),  # its level relative to the pulsation
+        "tilt_db": (4.0, 0.0),  # level drop per pulsation harmonic
+        "flow_hz": (600.0, 25.0),  # centre of the flow noise
+        "flow_db": (-3.0, 0.25),  # its level relative to the pulsation
     },
     "slider": {
-        "stroke_s": (0.50, 0.04),  # one back-and-forth cycle (two strokes)
-        "whine_hz": (400.0, 25.0),  # servo-motor whine at full stroke speed
-        "impact_hz": (1800.0, 150.0),  # resonance of the end-stop impact
-        "rolling_hz": (2500.0, 150.0),  # centre of the rolling (bearing) noise
-        "rolling_db": (-8.0, 0.5),  # its level relative to the whine
+        "stroke_s": (0.50, 0.01),  # one back-and-forth cycle (two strokes)
+        "whine_hz": (400.0, 6.0),  # servo-motor whine at full stroke speed
+        "impact_hz": (1800.0, 0.0),  # resonance of the end-stop impact
+        "rolling_hz": (2500.0, 30.0),  # centre of the rolling (bearing) noise
+        "rolling_db": (-8.0, 0.25),  # its level relative to the whine
     },
     "valve": {
-        "cycle_s": (0.50, 0.05),  # one open-close cycle
-        "open_fraction": (0.35, 0.03),  # share of the cycle the valve is open
-        "click_hz": (2600.0, 200.0),  # resonance of the open click
-        "click_ms": (4.0, 0.4),  # its decay time
-        "flow_hz": (1200.0, 100.0),  # centre of the flow hiss while open
+        "cycle_s": (0.50, 0.02),  # one open-close cycle
+        "open_fraction": (0.35, 0.01),  # share of the cycle the valve is open
+        "click_hz": (2600.0, 0.0),  # resonance of the open click
+        "click_ms": (4.0, 0.0),  # its decay time
+        "flow_hz": (1200.0, 40.0),  # centre of the flow hiss while open
     },
     "ToyCar": {
-        "motor_hz": (80.0, 5.0),  # motor rotation rate at full speed
+        "motor_hz": (80.0, 2.0),  # motor rotation rate at full speed
         "teeth": (12, 0),  # pinion teeth: gear-mesh frequency = teeth * motor rate
         "gear_ratio": (4.0, 0.0),  # motor turns per turn of the intermediate gear
         "wheel_ratio": (15.0, 0.5),  # motor turns per wheel turn
-        "rolling_hz": (1500.0, 150.0),  # centre of the wheel rolling noise
+        "rolling_hz": (1500.0, 40.0),  # centre of the wheel rolling noise
     },
     "ToyConveyor": {
-        "motor_hz": (50.0, 4.0),  # motor rotation rate
+        "motor_hz": (50.0, 0.5),  # motor rotation rate
         "roller_ratio": (3.0, 0.0),  # motor turns per drive-roller turn
-        "belt_rev_hz": (0.8, 0.1),  # belt revolutions per second
-        "belt_hz": (800.0, 100.0),  # centre of the belt noise
-        "belt_db": (-2.0, 0.5),  # its level relative to the motor
+        "belt_rev_hz": (0.8, 0.05),  # belt revolutions per second
+        "belt_hz": (800.0, 15.0),  # centre of the belt noise
+        "belt_db": (-2.0, 0.25),  # its level relative to the motor
     },
 }
 
 #: SNR (dB) of the machine against the factory background, chosen by ``ID number % 3``.
 SNR_BY_ID_MOD3 = (6.0, 0.0, -6.0)
+#: Per-clip change of the background level (dB, uniform +-): other machines come and go.
+BACKGROUND_DB_JITTER = 5.0
+
+#: Operating condition: how much each clip of one ID varies, drawn per clip; see data/SYNTHETIC.md.
+#: ``speed``/``cycle`` are Gaussian relative spreads (0.02 = N(0, 2 %)), ``*_hz`` uniform relative
+#: spreads (0.1 = x (1 + U(-10 %, +10 %))), ``*_db`` uniform spreads in dB (2 = U(-2, +2) dB).
+_CONDITION = {
+    "fan": {"speed": 0.02, "air_db": 2.0, "air_hz": 0.10},
+    "pump": {"speed": 0.02, "flow_db": 2.0, "flow_hz": 0.10},
+    "slider": {"speed": 0.03, "rolling_db": 2.0, "impact_hz": 0.02},
+    "valve": {"cycle": 0.01, "flow_db": 2.0, "flow_hz": 0.10, "click_hz": 0.02},
+    "ToyCar": {"speed": 0.02, "rolling_db": 2.0, "rolling_hz": 0.10},
+    "ToyConveyor": {"speed": 0.02, "belt_db": 1.5, "belt_hz": 0.05},
+}
 
 #: The anomaly kinds of every machine type; anomalous clip ``n`` has kind ``n % len(kinds)``.
 ANOMALY_KINDS = {
@@ -316,8 +335,10 @@ def _db(value_db: float) -> float:
 
 def _fan(rng, n, p, anomaly):
     """Fan: blade-pass harmonics plus aerodynamic broadband noise modulated by the blades."""
-    speed = p["rotation_hz"] * (1 + rng.normal(0, 0.01))  # operating condition
-    air_db = p["air_db"] + rng.uniform(-1, 1)
+    c = _CONDITION["fan"]  # operating condition: load and supply, damper setting
+    speed = p["rotation_hz"] * (1 + rng.normal(0, c["speed"]))
+    air_db = p["air_db"] + rng.uniform(-c["air_db"], c["air_db"])
+    air_hz = p["air_hz"] * (1 + rng.uniform(-c["air_hz"], c["air_hz"]))
     if anomaly == "clogging":  # less airflow: less broadband noise, the unloaded fan speeds up
         speed *= 1 + rng.uniform(0.02, 0.05)
         air_db -= rng.uniform(2, 5)
@@ -328,7 +349,7 @@ def _fan(rng, n, p, anomaly):
     tonal = _harmonics(rng, blade_phase, _tilted(10, p["tilt_db"]), speed * p["blades"] * 1.01)
     # the residual unbalance of every real rotor: a weak tone at the rotation rate
     tonal += 0.05 * np.sin(phase + rng.uniform(0, 2 * np.pi))
-    air = _band_noise(rng, n, p["air_hz"], 1.0) * (1 + 0.25 * np.sin(blade_phase))
+    air = _band_noise(rng, n, air_hz, 1.0) * (1 + 0.25 * np.sin(blade_phase))
     x = tonal + _db(air_db) * air
     if anomaly == "unbalance":  # a heavy spot: amplitude modulation and a tone at 1x rotation
         once = np.sin(phase + rng.uniform(0, 2 * np.pi))
@@ -338,8 +359,10 @@ def _fan(rng, n, p, anomaly):
 
 def _pump(rng, n, p, anomaly):
     """Pump: pressure pulsation at the vane rate plus flow noise pulsing with it."""
-    shaft = p["shaft_hz"] * (1 + rng.normal(0, 0.01))
-    pulse_db, flow_db = 0.0, p["flow_db"] + rng.uniform(-1, 1)
+    c = _CONDITION["pump"]  # operating condition: load (pressure), flow rate
+    shaft = p["shaft_hz"] * (1 + rng.normal(0, c["speed"]))
+    pulse_db, flow_db = 0.0, p["flow_db"] + rng.uniform(-c["flow_db"], c["flow_db"])
+    flow_hz = p["flow_hz"] * (1 + rng.uniform(-c["flow_hz"], c["flow_hz"]))
     if anomaly == "clogging":  # more pressure, less flow, the motor slows down
         shaft *= 1 - rng.uniform(0.02, 0.05)
         pulse_db += rng.uniform(3, 6)
@@ -349,7 +372,7 @@ def _pump(rng, n, p, anomaly):
     x = _db(pulse_db) * _harmonics(rng, pulse_phase, _tilted(12, p["tilt_db"]),
                                    shaft * p["vanes"] * 1.01)
     x += 0.2 * np.sin(phase + rng.uniform(0, 2 * np.pi))  # motor shaft
-    flow = _band_noise(rng, n, p["flow_hz"], 1.2) * (1 + 0.3 * np.sin(pulse_phase))
+    flow = _band_noise(rng, n, flow_hz, 1.2) * (1 + 0.3 * np.sin(pulse_phase))
     x += _db(flow_db) * flow
     if anomaly == "leakage":  # a narrow hiss band from the leak
         x += _db(rng.uniform(-14, -6)) * _band_noise(rng, n, rng.uniform(3000, 5000), 0.25)
@@ -362,7 +385,9 @@ def _pump(rng, n, p, anomaly):
 
 def _slider(rng, n, p, anomaly):
     """Slider: strokes driven by a servo motor, with an impact at each end stop."""
-    half = p["stroke_s"] / 2 * (1 + rng.normal(0, 0.01))
+    c = _CONDITION["slider"]  # operating condition: programmed stroke speed, carriage load
+    speed = 1 + rng.normal(0, c["speed"])
+    half = p["stroke_s"] / 2 / speed
     jitter = rng.uniform(0.08, 0.2) if anomaly == "loose_belt" else 0.01  # loose belt: timing
     count = int(n / SR / half) + 3
     durations = half * np.clip(1 + jitter * rng.standard_normal(count), 0.4, 1.6)
@@ -372,15 +397,16 @@ def _slider(rng, n, p, anomaly):
     stroke = np.searchsorted(ends, t, side="right") - 1
     progress = (t - ends[stroke]) / durations[stroke]
     velocity = np.sin(np.pi * progress)  # slow at both ends, fastest mid-stroke
-    whine_hz = p["whine_hz"] * (0.3 + 0.7 * velocity)
-    x = velocity * _harmonics(rng, _phase(whine_hz, n), [1.0, 0.5, 0.25], p["whine_hz"])
-    rolling_db = p["rolling_db"]
+    whine_hz = p["whine_hz"] * speed * (0.3 + 0.7 * velocity)  # the motor turns with the stroke
+    x = velocity * _harmonics(rng, _phase(whine_hz, n), [1.0, 0.5, 0.25], p["whine_hz"] * speed)
+    rolling_db = p["rolling_db"] + rng.uniform(-c["rolling_db"], c["rolling_db"])
     if anomaly == "no_grease":  # friction: more rolling noise and a squeal while moving
         rolling_db += rng.uniform(2, 4)
         squeal_hz = rng.uniform(2000, 4000) * (1 + 0.01 * np.sin(2 * np.pi * 6 * t))
         x += _db(rng.uniform(-16, -8)) * velocity**2 * np.sin(_phase(squeal_hz, n))
-    x += _db(rolling_db) * velocity * _band_noise(rng, n, p["rolling_hz"], 0.8)
-    impacts = [_ring(p["impact_hz"] * rng.uniform(0.97, 1.03), 0.008) for _ in ends]
+    x += _db(rolling_db) * velocity * _band_noise(rng, n, p["rolling_hz"] * speed, 0.8)
+    impact_hz = p["impact_hz"] * (1 + rng.uniform(-c["impact_hz"], c["impact_hz"]))
+    impacts = [_ring(impact_hz * rng.uniform(0.97, 1.03), 0.008) for _ in ends]
     _add_events(x, ends, 3.0 * rng.uniform(0.8, 1.2, len(ends)), impacts)
     if anomaly == "rail_damage":  # a dent in the rail: an extra impulse at the same place
         where = rng.uniform(0.3, 0.7)
@@ -394,11 +420,15 @@ def _slider(rng, n, p, anomaly):
 
 def _valve(rng, n, p, anomaly):
     """Valve: a click when it opens and when it closes, flow hiss in between, a pump hum."""
-    cycle = p["cycle_s"] * (1 + rng.normal(0, 0.01))
+    c = _CONDITION["valve"]  # operating condition: controller timing, supply pressure
+    cycle = p["cycle_s"] * (1 + rng.normal(0, c["cycle"]))
+    flow_level = 0.05 * _db(rng.uniform(-c["flow_db"], c["flow_db"]))
+    flow_hz = p["flow_hz"] * (1 + rng.uniform(-c["flow_hz"], c["flow_hz"]))
     count = int(n / SR / cycle) + 3
     opens = cycle * np.arange(count) - rng.uniform(0, cycle) + rng.normal(0, 0.004, count)
     closes = opens + p["open_fraction"] * cycle + rng.normal(0, 0.004, count)
-    click_hz, click_s = p["click_hz"], p["click_ms"] / 1000
+    click_hz = p["click_hz"] * (1 + rng.uniform(-c["click_hz"], c["click_hz"]))
+    click_s = p["click_ms"] / 1000
     bounce = 0.0
     if anomaly == "contamination_timing":  # debris makes the valve stick: late, irregular moves
         lateness = rng.uniform(0.1, 0.25) * cycle
@@ -426,14 +456,17 @@ def _valve(rng, n, p, anomaly):
     is_open = np.zeros(n)
     for start, stop in zip(opens, closes):
         is_open += np.clip((t - start) / 0.005, 0, 1) * np.clip((stop - t) / 0.005, 0, 1)
-    x += 0.05 * is_open * _band_noise(rng, n, p["flow_hz"], 0.5)
+    x += flow_level * is_open * _band_noise(rng, n, flow_hz, 0.5)
     x += 0.02 * _harmonics(rng, _phase(100.0, n), [1.0, 0.5, 0.3], 100.0)
     return x
 
 
 def _toycar(rng, n, p, anomaly):
     """ToyCar: a motor running up, cruising and slowing down; whine, gear mesh, wheel noise."""
-    top = p["motor_hz"] * (1 + rng.normal(0, 0.015))
+    c = _CONDITION["ToyCar"]  # operating condition: battery voltage, floor surface
+    top = p["motor_hz"] * (1 + rng.normal(0, c["speed"]))
+    rolling = 0.4 * _db(rng.uniform(-c["rolling_db"], c["rolling_db"]))
+    rolling_hz = p["rolling_hz"] * (1 + rng.uniform(-c["rolling_hz"], c["rolling_hz"]))
     if anomaly == "voltage_change":
         top *= 1 + rng.choice([-1, 1]) * rng.uniform(0.06, 0.12)
     t = _time(n)
@@ -452,7 +485,7 @@ def _toycar(rng, n, p, anomaly):
     x = _harmonics(rng, 2 * phase, _tilted(8, 5.0), 2 * top * 1.06)  # commutator whine
     mesh = _harmonics(rng, p["teeth"] * phase, [1.0, 0.4, 0.15], p["teeth"] * top * 1.06)
     x += 0.5 * mesh
-    x += 0.4 * speed**2 * _band_noise(rng, n, p["rolling_hz"], 1.0)
+    x += rolling * speed**2 * _band_noise(rng, n, rolling_hz, 1.0)
     x *= am
     if anomaly == "damaged_gear":  # a broken tooth: an impulse once per turn of the gear
         times = _crossing_times(phase / p["gear_ratio"] + rng.uniform(0, 2 * np.pi))
@@ -467,9 +500,10 @@ def _toycar(rng, n, p, anomaly):
 
 def _toyconveyor(rng, n, p, anomaly):
     """ToyConveyor: motor and gear whine, roller rumble, belt noise with a seam tick."""
-    motor = p["motor_hz"] * (1 + rng.normal(0, 0.01))
-    belt_db = p["belt_db"] + rng.uniform(-1, 1)
-    belt_hz = p["belt_hz"]
+    c = _CONDITION["ToyConveyor"]  # operating condition: supply, load on the belt
+    motor = p["motor_hz"] * (1 + rng.normal(0, c["speed"]))
+    belt_db = p["belt_db"] + rng.uniform(-c["belt_db"], c["belt_db"])
+    belt_hz = p["belt_hz"] * (1 + rng.uniform(-c["belt_hz"], c["belt_hz"]))
     if anomaly == "tension":  # an over-tight belt loads the motor and rubs harder
         motor *= 1 - rng.uniform(0.04, 0.08)
         belt_db += rng.uniform(1.5, 3.5)
@@ -595,7 +629,8 @@ def make_clip(machine_type: str, machine_id: str, label: str = "normal", number:
     n = _num_samples(seconds)
     rng = clip_rng(_check_seed(seed), machine_type, machine_id, split, label, number)
     x = _GENERATORS[machine_type](rng, n, params, anomaly) / _reference_rms(machine_type, machine_id, n)
-    noise = _db(-params["snr_db"])
+    # the background level changes from clip to clip around the ID's SNR
+    noise = _db(-params["snr_db"] + rng.uniform(-BACKGROUND_DB_JITTER, BACKGROUND_DB_JITTER))
     if background:
         x = x + noise * factory_background(rng, n)
     # nominal level, then a per-clip recording-level jitter of +-1.5 dB
