@@ -8,15 +8,25 @@ prints, for 2 s and 10 s clips and batches of 1, 16 and 64 clips, on the current
   log-Mels of the batch computed on the device, the batch mixed (one lambda, one
   permutation), `embed`, the Noisy-ArcMix loss, backward and an AdamW step. A batch of one
   clip cannot train (BatchNorm): shown as "-".
-- **net ms/clip**: the same step without the log-Mel, as when every log-Mel is computed
-  beforehand and held in RAM (what the authors' loader does; comparable with their numbers).
+- **net ms/clip**: the same step with the log-Mels computed beforehand, as when every
+  log-Mel is held in RAM (the authors' loader): the network alone, comparable with theirs.
 - **eval ms/clip**: log-Mel + forward in eval mode under `torch.inference_mode()`, per clip.
 
-Speed knobs that keep the architecture and the float32 numerics: `--threads` (torch intra-op
-threads), `--channels-last` (NHWC memory layout of the backbone) and `--compile`
-(`torch.compile` of the two sub-networks). The timings are medians over `--repeats` runs after
-`--warmup` untimed runs; other programs running on the same cores make them noisy, so the
+Two set-ups, both float32 with the same architecture and maths:
+
+- default: the set-up of `asdlib.train`: channels-last (NHWC) memory layout, AdamW with
+  `foreach=True` (one update over all tensors), and glibc's malloc keeping freed memory
+  (`asdlib.train.reuse_freed_memory`; on the CPU);
+- `--reference`: the authors' set-up: NCHW layout, per-tensor AdamW, default malloc. Run it
+  in its own process (the malloc setting of the default set-up cannot be undone).
+
+`--compile` adds `torch.compile` of the two sub-networks (slow to start: tens of seconds on a
+CPU), `--threads` sets torch's intra-op threads. The figures are medians over `--repeats`
+runs after `--warmup` untimed runs; programs sharing the cores make them noisy, so the
 conditions (threads, load average) are printed with them. These are figures, not tests.
+
+Consolidates `benchmarks/bench_train_step.py` (same measurement, its --threads,
+--channels-last, --compile and --malloc-reuse options) into the package.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ import time
 import torch
 
 __all__ = ["add_arguments", "bench", "run", "time_it"]
+
+SAMPLE_RATE = 16000
 
 
 def _synchronize(device: torch.device) -> None:
@@ -50,48 +62,58 @@ def time_it(fn, repeats: int = 3, warmup: int = 1, device=None) -> float:
     return statistics.median(times)
 
 
-def _build(seconds: float, device, channels_last: bool, compile_model: bool, num_classes: int):
-    from asdlib.features import LogMel
-    from asdlib.models import TASTgramNet
-
-    torch.manual_seed(2023)
-    model = TASTgramNet(num_classes, num_samples=int(seconds * 16000)).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if compile_model:
-        # In place, so parameter names stay those of the reference
-        model.tgramnet.compile()
-        model.mobilefacenet.compile()
-    return model, LogMel().to(device)
-
-
 def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=None,
-          channels_last: bool = False, compile_model: bool = False, repeats: int = 3,
+          reference: bool = False, compile_model: bool = False, repeats: int = 3,
           warmup: int = 1, num_classes: int = 41, printer=print) -> list:
     """Time training and evaluation of TASTgram; print one line per (clip length, batch).
+
+    Args:
+        seconds: clip lengths in seconds.
+        batch_sizes: clips per batch.
+        device: "cpu", "cuda", ... (default: `asdlib.runtime.device()`).
+        threads: torch intra-op threads (default: torch's).
+        reference: time the authors' set-up instead of ours (see the module docstring).
+        compile_model: `torch.compile` the Tgram network and the MobileFaceNet.
+        repeats, warmup: timed and untimed runs per figure.
+        num_classes: classes of the ArcFace head (41: DCASE 2020 Task 2).
+        printer: where the lines go.
 
     Returns:
         A list of dicts: seconds, batch, train_ms, net_ms, eval_ms (ms per clip; None where
         a batch of one cannot train).
     """
     from asdlib import runtime
+    from asdlib.features import LogMel
     from asdlib.losses import mix_batch, noisy_arcmix_loss
+    from asdlib.models import TASTgramNet, count_parameters
+    from asdlib.train import reuse_freed_memory
 
     if threads is not None:
         torch.set_num_threads(threads)
     device = runtime.device(device)
+    malloc_reuse = False if reference or device.type != "cpu" else reuse_freed_memory()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    printer(f"TASTgram, {num_classes} classes | device={device} threads={torch.get_num_threads()} "
-            f"channels_last={channels_last} compile={compile_model} | median of {repeats} after "
-            f"{warmup} warm-up | load average {load:.1f} on {os.cpu_count()} cores | "
+    setup = "reference (authors')" if reference else "ours (asdlib.train)"
+    printer(f"TASTgram, {num_classes} classes | set-up: {setup}: channels_last={not reference} "
+            f"foreach_adamw={not reference} malloc_reuse={malloc_reuse} compile={compile_model}")
+    printer(f"device={device} threads={torch.get_num_threads()} | load average {load:.1f} on "
+            f"{os.cpu_count()} cores | median of {repeats} after {warmup} warm-up | "
             f"torch {torch.__version__}")
     printer(f"{'clip':>5} {'batch':>5} {'train ms/clip':>14} {'net ms/clip':>12} {'eval ms/clip':>13}")
     generator = torch.Generator().manual_seed(2023)
     rows = []
     for clip_seconds in seconds:
-        num_samples = int(clip_seconds * 16000)
-        model, logmel_fn = _build(clip_seconds, device, channels_last, compile_model, num_classes)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        num_samples = int(clip_seconds * SAMPLE_RATE)
+        torch.manual_seed(2023)
+        model = TASTgramNet(num_classes, num_samples=num_samples).to(device)
+        if not reference:
+            model = model.to(memory_format=torch.channels_last)
+        if compile_model:
+            # In place, so the parameter names stay those of the reference
+            model.tgramnet.compile()
+            model.mobilefacenet.compile()
+        logmel_fn = LogMel().to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=not reference)
         for batch in batch_sizes:
             # Random clips: [batch, samples]; their log-Mels for the "net" column
             wav = (0.1 * torch.randn(batch, num_samples, generator=generator)).to(device)
@@ -123,9 +145,10 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
             eval_ms = 1000 * time_it(evaluate, repeats, warmup, device) / batch
             rows.append({"seconds": clip_seconds, "batch": batch, "train_ms": train_ms,
                          "net_ms": net_ms, "eval_ms": eval_ms})
-            show = lambda value: "-" if value is None else f"{value:.1f}"  # noqa: E731
-            printer(f"{clip_seconds:>4g}s {batch:>5} {show(train_ms):>14} {show(net_ms):>12} "
-                    f"{eval_ms:>13.1f}")
+            train_text = "-" if train_ms is None else f"{train_ms:.1f}"
+            net_text = "-" if net_ms is None else f"{net_ms:.1f}"
+            printer(f"{clip_seconds:>4g}s {batch:>5} {train_text:>14} {net_text:>12} {eval_ms:>13.1f}")
+        printer(f"  {clip_seconds:g} s model: {count_parameters(model):,} parameters")
     return rows
 
 
@@ -136,7 +159,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 16, 64],
                         help="batch sizes (default 1 16 64)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    parser.add_argument("--reference", action="store_true",
+                        help="the authors' set-up (NCHW, per-tensor AdamW, default malloc) instead of ours")
     parser.add_argument("--compile", action="store_true", help="torch.compile the sub-networks")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
@@ -145,6 +169,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Run `python -m asdlib bench` with parsed arguments."""
-    bench(args.seconds, args.batch_sizes, args.device, args.threads, args.channels_last,
+    bench(args.seconds, args.batch_sizes, args.device, args.threads, args.reference,
           args.compile, args.repeats, args.warmup)
     return 0

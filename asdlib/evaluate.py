@@ -55,6 +55,7 @@ from asdlib.train import (
     dataset_fingerprint,
     load_checkpoint,
     read_run_info,
+    reuse_freed_memory,
 )
 
 __all__ = [
@@ -307,6 +308,8 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
         run_dir if score == "ce" else run_dir / f"eval_{score}")
     out_dir.mkdir(parents=True, exist_ok=True)
     device = runtime.device(device)
+    if device.type == "cpu":
+        reuse_freed_memory()
 
     # ---- the model of the chosen checkpoint
     checkpoint = load_checkpoint(checkpoint_path)

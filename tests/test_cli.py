@@ -104,3 +104,13 @@ def test_train_refuses_a_run_folder_of_another_config(tmp_path, capsys):
     (run / "best.pt").unlink()
     status, _, err = run_main(capsys, "evaluate", "--run", run, "--quiet")
     assert status != 0 and "no checkpoint best.pt" in err
+
+
+def test_bench_prints_figures_with_their_conditions(capsys):
+    status, out, _ = run_main(capsys, "bench", "--seconds", "0.5", "--batch-sizes", "1", "2",
+                              "--repeats", "1", "--warmup", "0")
+    assert status == 0
+    assert "threads=" in out and "load average" in out and "set-up: ours" in out
+    lines = [line.split() for line in out.splitlines() if line.strip().startswith("0.5s")]
+    assert [line[1] for line in lines] == ["1", "2"]
+    assert lines[0][2] == "-" and float(lines[1][2]) > 0  # a batch of one cannot train
