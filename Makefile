@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[book,dev]"
 	@touch $(STAMP)
 
+# Progress bars help whoever runs a chapter, not the static pages: the build turns them off.
 book: $(STAMP)
-	ASDLIB_PROFILE=$${ASDLIB_PROFILE:-book} $(VENV)/bin/jupyter-book build . -W --keep-going
+	ASDLIB_PROFILE=$${ASDLIB_PROFILE:-book} TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)

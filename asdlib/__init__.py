@@ -2,12 +2,25 @@
 
 Each module maps to the chapter that explains it:
 
-- ``asdlib.features``  - log-Mel spectrogram (Sgram), chapter 3
-- ``asdlib.losses``    - ArcFace, mixup, ArcMix and Noisy-ArcMix, chapters 4-7
-- ``asdlib.models``    - TgramNet, TAgram, MobileFaceNet, STgram / TASTgram, chapters 3 and 8
-- ``asdlib.metrics``   - AUC, pAUC, per-ID / per-type / pooled tables, chapter 1
-- ``asdlib.layout``    - the DCASE 2020 Task 2 machine types, IDs and file names, chapter 1
-- ``asdlib.profiles``  - the smoke / book / paper profiles read by every chapter
+- ``asdlib.layout``      - DCASE 2020 Task 2 machine types, IDs, file names, class map (ch. 1)
+- ``asdlib.synth``       - the synthetic machine-sound dataset in the DCASE layout (ch. 1)
+- ``asdlib.dcase``       - the real data: download manifest, download, index, class map (ch. 1, 11)
+- ``asdlib.audio``       - reading and writing clips with checks (ch. 1)
+- ``asdlib.cache``       - the streamed on-disk clip cache for training at any scale (ch. 8, 11)
+- ``asdlib.metrics``     - AUC, pAUC, per-ID / per-type / pooled tables, the paper's layout (ch. 1)
+- ``asdlib.baseline``    - the DCASE 2020 autoencoder baseline (ch. 2)
+- ``asdlib.features``    - the log-Mel spectrogram, the Sgram (ch. 3)
+- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, STgram / TASTgram (ch. 3, 8)
+- ``asdlib.losses``      - ArcFace, mixup, ArcMix and Noisy-ArcMix (ch. 4-7)
+- ``asdlib.toy``         - the 2-D teaching toy of the loss chapters (ch. 4-7)
+- ``asdlib.train``       - the training loop (ch. 8)
+- ``asdlib.evaluate``    - anomaly scores, DCASE score files, embeddings and angles (ch. 8, 9)
+- ``asdlib.experiments`` - train once, read many times: the run cache (ch. 8-11)
+- ``asdlib.bench``       - speed figures (ch. 11)
+- ``asdlib.plots``       - every figure of the book
+- ``asdlib.exercises``   - the checkers of the exercises
+- ``asdlib.profiles``    - the smoke / book / paper profiles read by every chapter
+- ``asdlib.runtime``     - the cache folder, the device, the setup report
 
 Importing asdlib changes no global state (no seeds, no plotting style).
 """

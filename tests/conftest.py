@@ -26,7 +26,7 @@ def smoke_book(tmp_path_factory) -> Path:
     jupyter-cache, so smoke outputs never leak into the real book build).
     """
     out = ROOT / "_build" / "smoke"
-    env = dict(os.environ, ASDLIB_PROFILE="smoke", ASDLIB_HOME=str(tmp_path_factory.mktemp("book_home")))
+    env = dict(os.environ, ASDLIB_PROFILE="smoke", TQDM_DISABLE="1", ASDLIB_HOME=str(tmp_path_factory.mktemp("book_home")))
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
         [str(jupyter_book), "build", str(ROOT), "-W", "--keep-going", "--path-output", str(out)],
