@@ -13,6 +13,9 @@ here calls ``plt.show()`` or changes matplotlib's global style on import.
   :func:`plot_toy_runs` - ArcFace and the 2-D toy, chapters 4-7.
 - :func:`plot_beta`, :func:`plot_mix_path` - mixup, chapter 5.
 - :func:`plot_lambda_curves` - the losses against lambda, chapter 7.
+- :func:`plot_training_curves` - loss, accuracy and learning rate per epoch, chapter 8;
+  :func:`plot_angle_distributions`, :func:`plot_embedding_map` - angles and UMAP maps of
+  trained networks, chapter 9; :func:`plot_ablation` - the ablation over seeds, chapter 10.
 """
 
 from __future__ import annotations
@@ -565,4 +568,170 @@ def plot_loss_curves(losses, ylabel="training loss", logy=False, ax=None):
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
+    return ax
+
+
+# --------------------------------------------------------------------------------------------
+# Chapters 8-10: training curves, angle distributions, embedding maps, the ablation
+# --------------------------------------------------------------------------------------------
+
+__all__ += [
+    "plot_training_curves",
+    "plot_angle_distributions",
+    "plot_embedding_map",
+    "plot_ablation",
+]
+
+
+def plot_training_curves(history, columns, ylabel, title=None, mark_best=True, ax=None):
+    """Columns of a training history against the epoch (chapter 8).
+
+    Args:
+        history: the per-epoch DataFrame of ``asdlib.train.train`` (columns ``epoch``, ``lr``,
+            ``train_loss``, ``val_loss``, ``val_accuracy``, ``best``, ...).
+        columns: ``{column: legend label}`` (or a list of column names) to draw.
+        ylabel: what the values are.
+        title: Axes title.
+        mark_best: draw a dotted line at the epoch of the kept (``best``) checkpoint.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(5, 3))
+    if not isinstance(columns, dict):
+        columns = {column: column for column in columns}
+    missing = [column for column in columns if column not in history.columns]
+    if missing:
+        raise ValueError(f"history has no column(s) {missing}; it has {list(history.columns)}")
+    epochs = history["epoch"].to_numpy()
+    for column, label in columns.items():
+        ax.plot(epochs, _numpy(history[column]), marker="o", ms=3, lw=1.4, label=label)
+    if mark_best and "best" in history.columns and history["best"].astype(bool).any():
+        best = int(epochs[np.flatnonzero(history["best"].astype(bool).to_numpy())[-1]])
+        ax.axvline(best, color="grey", ls=":", lw=1, label=f"kept checkpoint (epoch {best})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_angle_distributions(angles, bins=30, title=None, ax=None):
+    """Histograms of angles (radians in, degrees drawn) on shared bins, with their medians.
+
+    Unlike :func:`plot_angle_histograms` (fixed 0-180 degree bins, chapters 4-7), the bins
+    span the range of the data, so narrow distributions of a trained network stay readable
+    (chapter 9).
+
+    Args:
+        angles: ``{label: [clips] angles in radians}``.
+        bins: number of bins, shared by all histograms.
+        title: Axes title.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(5, 3.2))
+    degrees = {label: np.degrees(_numpy(values)) for label, values in angles.items()}
+    every = np.concatenate([values for values in degrees.values() if len(values)])
+    edges = np.histogram_bin_edges(every, bins=bins)
+    for k, (label, values) in enumerate(degrees.items()):
+        color = f"C{k % 10}"
+        ax.hist(values, bins=edges, density=True, histtype="step", lw=1.6, color=color,
+                label=f"{label} ({len(values)}, median {np.median(values):.1f}°)")
+        ax.axvline(np.median(values), color=color, ls="--", lw=1)
+    ax.set_xlabel(r"angle to the own class $\theta_y$ (degrees)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_embedding_map(xy, groups, anomalous, title=None, ax=None):
+    """A 2-D map of embeddings (e.g. UMAP): colour = group (machine ID), marker = label.
+
+    Normal clips are dots, anomalous clips crosses; every group gets its own colour (from a
+    qualitative palette with as many colours as groups) (chapter 9).
+
+    Args:
+        xy: ``[clips, 2]`` map coordinates.
+        groups: ``[clips]`` group of each clip, e.g. ``"fan id_00"``.
+        anomalous: ``[clips]`` 1 (or True) for an anomalous clip, 0 for a normal one.
+        title: Axes title.
+        ax: the Axes to draw into (default: a new square figure).
+
+    Returns:
+        The Axes.
+    """
+    import seaborn as sns
+
+    ax = _new_axes(ax, figsize=(5, 5))
+    xy = _numpy(xy)
+    groups = np.asarray(groups)
+    anomalous = np.asarray(anomalous).astype(bool)
+    if not (len(xy) == len(groups) == len(anomalous)) or xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"xy must be [clips, 2] and groups, anomalous [clips]; got {xy.shape}, "
+                         f"{groups.shape}, {anomalous.shape}")
+    names = list(dict.fromkeys(groups.tolist()))
+    palette = sns.color_palette("husl", len(names))
+    for name, color in zip(names, palette):
+        mine = groups == name
+        ax.scatter(*xy[mine & ~anomalous].T, s=9, color=color, alpha=0.75, lw=0)
+        ax.scatter(*xy[mine & anomalous].T, s=16, color=color, marker="x", lw=0.9, alpha=0.9)
+    # Legend for the markers only (one colour per group would not fit)
+    ax.scatter([], [], s=9, color="grey", label="normal")
+    ax.scatter([], [], s=16, color="grey", marker="x", label="anomalous")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or f"{len(names)} groups (colours)", fontsize=10)
+    return ax
+
+
+def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
+    """Grouped bars: one group per machine type (and the average), one bar per method (chapter 10).
+
+    Args:
+        mean: a table in the layout of ``asdlib.metrics.paper_table`` (rows = methods,
+            columns = (machine_type, "AUC" / "pAUC"), values in %).
+        std: the same layout with the spread over seeds, drawn as error bars (or None).
+        metric: ``"AUC"`` or ``"pAUC"``.
+        paper: optional table of the same layout (``asdlib.experiments.paper_results``); its
+            rows with the same names as ``mean`` are drawn as black diamonds.
+        ax: the Axes to draw into (default: a new wide figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(10, 3.6))
+    if metric not in ("AUC", "pAUC"):
+        raise ValueError(f"metric must be 'AUC' or 'pAUC', got {metric!r}")
+    types = list(dict.fromkeys(mean.columns.get_level_values(0)))
+    methods = list(mean.index)
+    width = 0.8 / max(len(methods), 1)
+    places = np.arange(len(types))
+    paper_label = "paper (real DCASE data)"
+    for k, method in enumerate(methods):
+        shift = places - 0.4 + (k + 0.5) * width
+        values = [mean.loc[method, (t, metric)] for t in types]
+        errors = None if std is None else [std.loc[method, (t, metric)] for t in types]
+        ax.bar(shift, values, width=width * 0.95, yerr=errors, capsize=2, color=f"C{k % 10}",
+               label=str(method), error_kw={"lw": 0.8})
+        if paper is not None and method in paper.index:
+            published = [paper.loc[method].get((t, metric), np.nan) for t in types]
+            ax.scatter(shift, published, marker="D", s=14, color="black", zorder=3,
+                       label=paper_label)
+            # One legend entry for all the paper's diamonds
+            paper_label = None
+    low = np.nanmin(mean.xs(metric, axis=1, level=1).to_numpy())
+    ax.set_ylim(max(0.0, min(50.0, low - 5)), 100)
+    ax.axhline(50, color="grey", ls="--", lw=0.8)
+    ax.set_xticks(places, types)
+    ax.set_ylabel(f"{metric} (%)")
+    # Outside the bars, on the right
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
