@@ -5,6 +5,8 @@ stub that raises NotImplementedError gets the friendly message (and nothing rais
 """
 
 import numpy as np
+import pandas as pd
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -30,7 +32,7 @@ def verdict_of(checker, fn, capsys):
 CHECKERS = [
     training.check_angle_score, training.check_global_kernel, training.check_loader_bytes,
     angles.check_class_centres, angles.check_detection_rate,
-    ablations.check_seed_mean_std, ablations.check_main_effects,
+    ablations.check_main_effects,
 ]
 
 
@@ -195,27 +197,8 @@ def test_detection_rate_passes_and_names_mistakes(capsys):
 
 
 # ----------------------------------------------------------------------------------------
-# Chapter 10: seeds and main effects
+# Chapter 10: main effects
 # ----------------------------------------------------------------------------------------
-
-
-def test_seed_mean_std_passes_and_names_mistakes(capsys):
-    good = lambda v: (v.mean(axis=0), v.std(axis=0, ddof=1))  # noqa: E731
-    assert verdict_of(ablations.check_seed_mean_std, good, capsys)[0].passed
-    torch_version = lambda v: (torch.tensor(v).mean(0), torch.tensor(v).std(0))  # noqa: E731
-    assert verdict_of(ablations.check_seed_mean_std, torch_version, capsys)[0].passed
-    cases = {
-        (lambda v: (v.mean(axis=0), v.std(axis=0))): "ddof = 0",
-        (lambda v: (v.mean(axis=0), v.var(axis=0, ddof=1))): "variance",
-        (lambda v: (v.mean(axis=0), v.std(axis=0, ddof=1) / np.sqrt(len(v)))): "standard error",
-        (lambda v: (v.mean(axis=1), v.std(axis=1, ddof=1))): "over the columns",
-        (lambda v: (np.median(v, axis=0), v.std(axis=0, ddof=1))): "plain average",
-        (lambda v: v.mean(axis=0)): "pair",
-    }
-    for fn, words in cases.items():
-        verdict, printed = verdict_of(ablations.check_seed_mean_std, fn, capsys)
-        assert verdict.status == "wrong"
-        assert words in printed, printed
 
 
 def test_main_effects_passes_and_names_mistakes(capsys):
@@ -240,3 +223,55 @@ def test_main_effects_passes_and_names_mistakes(capsys):
         verdict, printed = verdict_of(ablations.check_main_effects, fn, capsys)
         assert verdict.status == "wrong"
         assert words in printed, printed
+
+
+# ----------------------------------------------------------------------------------------
+# The figures of chapters 8-10 (asdlib.plots)
+# ----------------------------------------------------------------------------------------
+
+
+def test_plots_of_chapters_8_to_10_draw_into_the_given_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from asdlib import metrics, plots
+
+    fig, axes = plt.subplots(2, 2)
+    history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5],
+                            "val_loss": [2.5, 1.8, 1.9], "lr": [1e-3, 6e-4, 2e-4],
+                            "best": [True, True, False]})
+    assert plots.plot_training_curves(history, {"train_loss": "train", "val_loss": "val"},
+                                      "loss", ax=axes[0, 0]) is axes[0, 0]
+    # The kept checkpoint is the last epoch flagged best
+    assert any("epoch 2" in text.get_text() for text in axes[0, 0].get_legend().get_texts())
+    with pytest.raises(ValueError, match="no column"):
+        plots.plot_training_curves(history, ["nope"], "x", ax=axes[0, 0])
+
+    rng = np.random.default_rng(0)
+    angles = {"normal": rng.uniform(0.2, 0.6, 50), "anomalous": rng.uniform(0.4, 1.0, 30)}
+    ax = plots.plot_angle_distributions(angles, ax=axes[0, 1])
+    assert ax is axes[0, 1] and len(ax.get_legend().get_texts()) == 2
+
+    xy = rng.normal(size=(12, 2))
+    groups = np.array(["fan id_00", "fan id_02", "pump id_00"] * 4)
+    labels = np.array([0, 1] * 6)
+    assert plots.plot_embedding_map(xy, groups, labels, ax=axes[1, 0]) is axes[1, 0]
+    with pytest.raises(ValueError, match="xy must be"):
+        plots.plot_embedding_map(xy[:5], groups, labels, ax=axes[1, 0])
+
+    frames = []
+    for seed in range(2):
+        r = np.random.default_rng(seed)
+        frames.append(pd.DataFrame({"machine_type": ["fan"] * 8 + ["pump"] * 8,
+                                    "machine_id": (["id_00"] * 4 + ["id_02"] * 4) * 2,
+                                    "label": [0, 0, 1, 1] * 4, "score": r.normal(size=16)}))
+    mean, std = metrics.seed_summary({"STgram (ArcFace)": frames, "TASTgram (NAMix)": frames[::-1]})
+    paper = pd.DataFrame([[90.0] * mean.shape[1]], index=["TASTgram (NAMix)"], columns=mean.columns)
+    ax = plots.plot_ablation(mean, std, "AUC", paper=paper, ax=axes[1, 1])
+    labels_shown = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert ax is axes[1, 1] and labels_shown.count("paper (real DCASE data)") == 1
+    with pytest.raises(ValueError, match="metric"):
+        plots.plot_ablation(mean, std, "F1", ax=axes[1, 1])
+    plt.close(fig)
