@@ -85,8 +85,14 @@ PROFILES = {
         train_per_id=40,
         test_normal_per_id=16,
         test_anomaly_per_id=16,
-        num_epochs=8,
-        batch_size=32,
+        # Training: sized so that one run (train + evaluate) takes about 50 s on 2 CPU cores
+        # (the book trains 16 runs). 874 training clips, 3 epochs of 55 steps. The paper's lr
+        # (1e-4) barely moves the network in 165 steps; 1e-3 with the same cosine schedule
+        # reaches a validation ID accuracy above 95 % by epoch 2-3 for every model and mode
+        # (measured, not tuned per method: the same recipe for all). Batch 16 instead of 64:
+        # more optimizer steps in the same number of clips.
+        num_epochs=3,
+        batch_size=16,
         lr=1e-3,
         seeds=(0, 1, 2),
     ),

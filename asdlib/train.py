@@ -647,7 +647,8 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         # ---- resume from the last finished epoch
         history, best_val_loss, start_epoch = [], math.inf, 0
         if last_path.exists():
-            checkpoint = load_checkpoint(last_path, config, map_location=device)
+            # On the CPU: the RNG states must stay CPU tensors; load_state_dict moves the rest
+            checkpoint = load_checkpoint(last_path, config)
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scheduler.load_state_dict(checkpoint["scheduler"])

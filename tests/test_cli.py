@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from asdlib import synth
 from asdlib.__main__ import COMMANDS, build_parser, main
@@ -15,10 +16,21 @@ from asdlib.__main__ import COMMANDS, build_parser, main
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Train on one thread: the 2 test cores are shared, and on a busy machine two OpenMP
+    threads that wait for each other make these tiny steps 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def asdlib(*args, cwd=None):
-    """Run `python -m asdlib ARGS` in a subprocess; returns the CompletedProcess."""
+    """Run `python -m asdlib ARGS` in a subprocess (one torch thread); the CompletedProcess."""
     return subprocess.run([sys.executable, "-m", "asdlib", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd or ROOT, env=dict(os.environ), timeout=600)
+                          text=True, cwd=cwd or ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          timeout=600)
 
 
 def test_the_readme_example_synth_train_evaluate_table(tmp_path):

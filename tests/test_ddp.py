@@ -11,10 +11,22 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from asdlib import synth
 from asdlib.evaluate import evaluate
 from asdlib.train import TrainConfig, load_checkpoint, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Train on one thread: the 2 test cores are shared, and on a busy machine two OpenMP
+    threads that wait for each other make these tiny steps 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 
 def _keys(value, prefix=""):

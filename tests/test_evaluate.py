@@ -19,6 +19,17 @@ from asdlib.features import LogMel
 from asdlib.train import TrainConfig, load_model, train
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Train on one thread: the 2 test cores are shared, and on a busy machine two OpenMP
+    threads that wait for each other make these tiny steps 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A smoke-profile run on two machine types (8 IDs), trained for one epoch."""
