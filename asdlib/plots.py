@@ -15,7 +15,8 @@ here calls ``plt.show()`` or changes matplotlib's global style on import.
 - :func:`plot_lambda_curves` - the losses against lambda, chapter 7.
 - :func:`plot_training_curves` - loss, accuracy and learning rate per epoch, chapter 8;
   :func:`plot_angle_distributions`, :func:`plot_embedding_map` - angles and UMAP maps of
-  trained networks, chapter 9; :func:`plot_ablation` - the ablation over seeds, chapter 10.
+  trained networks, chapter 9; :func:`plot_ablation` - the ablation over seeds, chapter 10;
+  :func:`plot_memory_footprint` - what holding the data costs, chapter 11.
 """
 
 from __future__ import annotations
@@ -580,6 +581,7 @@ __all__ += [
     "plot_angle_distributions",
     "plot_embedding_map",
     "plot_ablation",
+    "plot_memory_footprint",
 ]
 
 
@@ -734,4 +736,32 @@ def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
     ax.set_ylabel(f"{metric} (%)")
     # Outside the bars, on the right
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def plot_memory_footprint(sizes, title=None, ax=None):
+    """Horizontal bars of memory or disk sizes, in GB, each labelled with its value (chapter 11).
+
+    Args:
+        sizes: ``{label: bytes}``.
+        title: Axes title.
+        ax: the Axes to draw into (default: a new figure).
+
+    Returns:
+        The Axes.
+    """
+    ax = _new_axes(ax, figsize=(8, 0.6 + 0.55 * len(sizes)))
+    labels = list(sizes)
+    values = np.array([float(sizes[label]) for label in labels]) / 1e9
+    places = np.arange(len(labels))[::-1]
+    ax.barh(places, values, color=[f"C{k % 10}" for k in range(len(labels))], height=0.6)
+    for place, value in zip(places, values):
+        ax.annotate(f"{value:,.1f} GB" if value >= 0.1 else f"{1000 * value:,.0f} MB",
+                    (value, place), xytext=(4, 0), textcoords="offset points", va="center",
+                    fontsize=9)
+    ax.set_yticks(places, labels, fontsize=9)
+    ax.set_xlabel("GB (10^9 bytes)")
+    ax.set_xlim(0, 1.2 * max(values.max(), 1e-9))
+    if title:
+        ax.set_title(title, fontsize=10)
     return ax
