@@ -275,3 +275,8 @@ def test_plots_of_chapters_8_to_10_draw_into_the_given_axes():
     with pytest.raises(ValueError, match="metric"):
         plots.plot_ablation(mean, std, "F1", ax=axes[1, 1])
     plt.close(fig)
+
+    ax = plots.plot_memory_footprint({"RAM": 32.8e9, "disk": 13.1e9, "batch": 51e6})
+    texts = [text.get_text() for text in ax.texts]
+    assert texts == ["32.8 GB", "13.1 GB", "51 MB"]
+    plt.close(ax.figure)
