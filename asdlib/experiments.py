@@ -66,12 +66,13 @@ def synthetic_dataset(profile: str | None = None, seed: int = 0, types=None,
         progress: show a progress bar while generating.
 
     Returns:
-        The data root (DCASE layout), e.g. `<ASDLIB_HOME>/data/synth_book_seed0`.
+        The data root (DCASE layout), e.g. `<ASDLIB_HOME>/data/synth_book_seed0_v2`; the folder
+        names the generator version, so a new generator never meets an old folder.
     """
     from asdlib import synth
 
     chosen = profiles.get_profile(profile)
-    name = f"synth_{chosen.name}_seed{seed}"
+    name = f"synth_{chosen.name}_seed{seed}_v{synth.GENERATOR_VERSION}"
     if types is not None:
         name += "_" + "-".join(sorted([types] if isinstance(types, str) else types))
     root = runtime.home() / "data" / name
