@@ -65,7 +65,7 @@ def random_reference_state_dict(seed=0):
 
 
 @pytest.mark.parametrize("features", ["tastgram", "stgram"])
-@pytest.mark.parametrize("seconds, n_mels", [(2, 128), (2, 64), (4, 64), (4, 128)])
+@pytest.mark.parametrize("seconds, n_mels", [(2, 128), (4, 64)])
 def test_train_step_shapes_and_finite_gradients(features, seconds, n_mels):
     torch.manual_seed(0)
     model = ASDNet(5, features=features, num_samples=SR * seconds, n_mels=n_mels).train()
