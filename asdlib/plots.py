@@ -600,6 +600,8 @@ def plot_training_curves(history, columns, ylabel, title=None, mark_best=True, a
     Returns:
         The Axes.
     """
+    from matplotlib.ticker import MaxNLocator
+
     ax = _new_axes(ax, figsize=(5, 3))
     if not isinstance(columns, dict):
         columns = {column: column for column in columns}
@@ -612,6 +614,8 @@ def plot_training_curves(history, columns, ylabel, title=None, mark_best=True, a
     if mark_best and "best" in history.columns and history["best"].astype(bool).any():
         best = int(epochs[np.flatnonzero(history["best"].astype(bool).to_numpy())[-1]])
         ax.axvline(best, color="grey", ls=":", lw=1, label=f"kept checkpoint (epoch {best})")
+    # Whole epochs only on the x axis
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
