@@ -25,6 +25,11 @@ CPU), `--threads` sets torch's intra-op threads. The figures are medians over `-
 runs after `--warmup` untimed runs; programs sharing the cores make them noisy, so the
 conditions (threads, load average) are printed with them. These are figures, not tests.
 
+On a machine whose cores are busy with other programs, start Python with
+`OMP_WAIT_POLICY=PASSIVE`: by default OpenMP threads spin while they wait for each other, and
+when one of them is not scheduled every small parallel region waits a whole time slice (we
+measured a 2-thread training step 6x slower than with PASSIVE on the shared 2-core machine).
+
 Consolidates `benchmarks/bench_train_step.py` (same measurement, its --threads,
 --channels-last, --compile and --malloc-reuse options) into the package.
 """
@@ -47,24 +52,28 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_it(fn, repeats: int = 3, warmup: int = 1, device=None) -> float:
-    """Median wall time of `fn()` in seconds, after `warmup` untimed calls."""
+def time_it(fn, repeats: int = 3, warmup: int = 1, device=None, clock=time.perf_counter) -> float:
+    """Median time of `fn()` in seconds, after `warmup` untimed calls.
+
+    `clock` is `time.perf_counter` (wall time) or `time.process_time` (CPU time of this
+    process, all its threads: steadier than wall time when other programs share the cores).
+    """
     device = torch.device(device or "cpu")
     for _ in range(warmup):
         fn()
     _synchronize(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
         _synchronize(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
 def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=None,
           reference: bool = False, compile_model: bool = False, repeats: int = 3,
-          warmup: int = 1, num_classes: int = 41, printer=print) -> list:
+          warmup: int = 1, num_classes: int = 41, cpu_time: bool = False, printer=print) -> list:
     """Time training and evaluation of TASTgram; print one line per (clip length, batch).
 
     Args:
@@ -76,6 +85,7 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
         compile_model: `torch.compile` the Tgram network and the MobileFaceNet.
         repeats, warmup: timed and untimed runs per figure.
         num_classes: classes of the ArcFace head (41: DCASE 2020 Task 2).
+        cpu_time: report CPU time (all threads of this process) instead of wall time.
         printer: where the lines go.
 
     Returns:
@@ -96,9 +106,12 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
     setup = "reference (authors')" if reference else "ours (asdlib.train)"
     printer(f"TASTgram, {num_classes} classes | set-up: {setup}: channels_last={not reference} "
             f"foreach_adamw={not reference} malloc_reuse={malloc_reuse} compile={compile_model}")
-    printer(f"device={device} threads={torch.get_num_threads()} | load average {load:.1f} on "
-            f"{os.cpu_count()} cores | median of {repeats} after {warmup} warm-up | "
-            f"torch {torch.__version__}")
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default")
+    printer(f"device={device} threads={torch.get_num_threads()} OMP_WAIT_POLICY={wait_policy} | "
+            f"load average {load:.1f} on {os.cpu_count()} cores | median of {repeats} after "
+            f"{warmup} warm-up | torch {torch.__version__}")
+    clock = time.process_time if cpu_time else time.perf_counter
+    printer(f"times: {'CPU time of this process' if cpu_time else 'wall time'}")
     printer(f"{'clip':>5} {'batch':>5} {'train ms/clip':>14} {'net ms/clip':>12} {'eval ms/clip':>13}")
     generator = torch.Generator().manual_seed(2023)
     rows = []
@@ -140,9 +153,9 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
 
             train_ms = net_ms = None
             if batch > 1:
-                train_ms = 1000 * time_it(lambda: step(True), repeats, warmup, device) / batch
-                net_ms = 1000 * time_it(lambda: step(False), repeats, warmup, device) / batch
-            eval_ms = 1000 * time_it(evaluate, repeats, warmup, device) / batch
+                train_ms = 1000 * time_it(lambda: step(True), repeats, warmup, device, clock) / batch
+                net_ms = 1000 * time_it(lambda: step(False), repeats, warmup, device, clock) / batch
+            eval_ms = 1000 * time_it(evaluate, repeats, warmup, device, clock) / batch
             rows.append({"seconds": clip_seconds, "batch": batch, "train_ms": train_ms,
                          "net_ms": net_ms, "eval_ms": eval_ms})
             train_text = "-" if train_ms is None else f"{train_ms:.1f}"
@@ -165,10 +178,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="report CPU time instead of wall time (steadier on a shared machine)")
 
 
 def run(args) -> int:
     """Run `python -m asdlib bench` with parsed arguments."""
     bench(args.seconds, args.batch_sizes, args.device, args.threads, args.reference,
-          args.compile, args.repeats, args.warmup)
+          args.compile, args.repeats, args.warmup, cpu_time=args.cpu_time)
     return 0
