@@ -221,8 +221,9 @@ def gamma_threshold(train_scores, percentile: float = THRESHOLD_PERCENTILE):
 def write_dcase_files(scores: pd.DataFrame, folder) -> list:
     """The DCASE score and decision files, one pair per (machine type, machine ID).
 
-    `anomaly_score_<type>_id_XX.csv`: `file name,score` per line; `decision_result_<type>_id_XX.csv`:
-    `file name,0 or 1` per line; no header (DCASE format). Written atomically.
+    `anomaly_score_<type>_id_XX.csv`: `file name,score` per line;
+    `decision_result_<type>_id_XX.csv`: `file name,0 or 1` per line; no header (DCASE format).
+    Written atomically.
 
     Args:
         scores: a frame with columns path, machine_type, machine_id, score, decision.
@@ -379,7 +380,8 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
               "run": config.summary(), "config": config.to_dict(),
               "dataset": info.get("dataset") or dataset_fingerprint(data_root),
               "data_root": str(data_root), "device": str(device),
-              "val_loss": checkpoint.get("val_loss"), "val_accuracy": checkpoint.get("val_accuracy"),
+              "val_loss": checkpoint.get("val_loss"),
+              "val_accuracy": checkpoint.get("val_accuracy"),
               "num_test_clips": int(len(test)), "num_train_clips": int(len(frames["train"]))}
     if not labelled.empty:
         per_id = metrics.per_id_table(labelled)
@@ -389,8 +391,9 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
                                                               id_rows["machine_id"])]
         id_rows["threshold_method"] = [thresholds[k][1] for k in zip(id_rows["machine_type"],
                                                                      id_rows["machine_id"])]
-        id_rows["f1"] = [_f1(labelled[(labelled["machine_type"] == t) & (labelled["machine_id"] == i)])
-                         for t, i in zip(id_rows["machine_type"], id_rows["machine_id"])]
+        id_rows["f1"] = [
+            _f1(labelled[(labelled["machine_type"] == t) & (labelled["machine_id"] == i)])
+            for t, i in zip(id_rows["machine_type"], id_rows["machine_id"])]
         result["per_id"] = id_rows.to_dict(orient="records")
         result["per_type"] = per_type.reset_index().to_dict(orient="records")
         result["average"] = {
@@ -417,7 +420,8 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
     _write_text_atomic(table.to_csv(index=False), out_dir / "embeddings.csv")
     _save_npz_atomic(out_dir / "embeddings.npz", embedding=embedding.astype(np.float32),
                      angle=angle, angle_mean=table["angle_mean"].to_numpy(),
-                     path=table["path"].to_numpy(dtype=str), split=table["split"].to_numpy(dtype=str),
+                     path=table["path"].to_numpy(dtype=str),
+                     split=table["split"].to_numpy(dtype=str),
                      machine_type=table["machine_type"].to_numpy(dtype=str),
                      machine_id=table["machine_id"].to_numpy(dtype=str),
                      label=table["label"].to_numpy(), class_index=table["class_index"].to_numpy(),
@@ -479,18 +483,19 @@ def print_result(result: dict) -> None:
 
 def add_arguments(parser) -> None:
     """The options of `python -m asdlib evaluate`."""
-    parser.add_argument("--run", required=True, help="run folder written by python -m asdlib train")
-    parser.add_argument("--data", default=None,
-                        help="data root to evaluate on (default: the one the run was trained on)")
-    parser.add_argument("--score", choices=SCORES, default="ce",
-                        help="anomaly score (default ce: the authors' cross-entropy of the margin logits)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which checkpoint (default best: lowest validation loss)")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: the run folder for ce, <run>/eval_<score> otherwise)")
-    parser.add_argument("--batch-size", type=int, default=64, help="clips per forward pass (default 64)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add = parser.add_argument
+    add("--run", required=True, help="run folder written by python -m asdlib train")
+    add("--data", default=None,
+        help="data root to evaluate on (default: the one the run was trained on)")
+    add("--score", choices=SCORES, default="ce",
+        help="anomaly score (default ce: the authors' cross-entropy of the margin logits)")
+    add("--checkpoint", choices=("best", "last"), default="best",
+        help="which checkpoint (default best: lowest validation loss)")
+    add("--out", default=None,
+        help="output folder (default: the run folder for ce, <run>/eval_<score> otherwise)")
+    add("--batch-size", type=int, default=64, help="clips per forward pass (default 64)")
+    add("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
@@ -507,6 +512,6 @@ def run(args) -> int:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(f"{command}: error: {err}") from None
     print_result(result)
-    out = args.out or (args.run if args.score == "ce" else str(Path(args.run) / f"eval_{args.score}"))
+    out = args.out or (args.run if args.score == "ce" else Path(args.run) / f"eval_{args.score}")
     print(f"written: {out}/metrics.json, scores.csv, dcase/*.csv, embeddings.npz")
     return 0

@@ -160,7 +160,8 @@ class TrainConfig:
             raise ValueError(f"seconds: must be positive, got {self.seconds!r}")
 
     @classmethod
-    def from_profile(cls, profile: str | profiles.Profile | None = None, **overrides) -> "TrainConfig":
+    def from_profile(cls, profile: str | profiles.Profile | None = None,
+                     **overrides) -> "TrainConfig":
         """The config of a profile (`ASDLIB_PROFILE` or book when None), with `overrides`.
 
         Example: `TrainConfig.from_profile("book", model="stgram", mode="arcface", seed=1)`.
@@ -252,8 +253,9 @@ def dataset_fingerprint(root) -> dict:
         info = json.loads(info_path.read_text())
         text = json.dumps(info, sort_keys=True)
         description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
-                       f"{info.get('profile')}, seed {info.get('seed')}, {info.get('seconds'):g} s, "
-                       f"{info.get('ids')} IDs, {len(info.get('types', []))} types)")
+                       f"{info.get('profile')}, seed {info.get('seed')}, "
+                       f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
+                       f"{len(info.get('types', []))} types)")
         kind = "synthetic"
     else:
         from asdlib.dcase import build_index
@@ -797,28 +799,28 @@ def _mean_over_processes(total: float, count: int, world_size: int, device) -> f
 
 def add_arguments(parser) -> None:
     """The options of `python -m asdlib train`."""
-    parser.add_argument("--data", required=True,
-                        help="data root in the DCASE layout (<root>/<type>/train/*.wav), "
-                             "synthetic (python -m asdlib synth) or real (python -m asdlib download)")
-    parser.add_argument("--out", required=True, help="run folder to write (resumed if it exists)")
-    parser.add_argument("--profile", choices=sorted(profiles.PROFILES), default=None,
-                        help=f"training recipe (default: ${profiles.ENV_VAR} or book)")
-    parser.add_argument("--model", choices=MODELS, default="tastgram", help="network (default tastgram)")
-    parser.add_argument("--mode", choices=MODES, default="noisy_arcmix",
-                        help="training loss (default noisy_arcmix)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (default: the profile's)")
-    parser.add_argument("--epochs", type=int, default=None, dest="num_epochs",
-                        help="number of epochs (default: the profile's)")
-    parser.add_argument("--batch-size", type=int, default=None, help="clips per batch (default: the profile's)")
-    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="clip length in seconds (default: the profile's; 10 for the real data)")
-    parser.add_argument("--amp", choices=AMP_CHOICES, default="auto",
-                        help="mixed precision on CUDA (default auto: bf16, else fp16 with a scaler)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
-    parser.add_argument("--evaluate", action="store_true", help="evaluate the best checkpoint afterwards")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add = parser.add_argument
+    add("--data", required=True,
+        help="data root in the DCASE layout (<root>/<type>/train/*.wav): synthetic "
+             "(python -m asdlib synth) or real (python -m asdlib download)")
+    add("--out", required=True, help="run folder to write (resumed if it exists)")
+    add("--profile", choices=sorted(profiles.PROFILES), default=None,
+        help=f"training recipe (default: ${profiles.ENV_VAR} or book)")
+    add("--model", choices=MODELS, default="tastgram", help="network (default tastgram)")
+    add("--mode", choices=MODES, default="noisy_arcmix", help="training loss (default noisy_arcmix)")
+    add("--seed", type=int, default=None, help="seed (default: the profile's)")
+    add("--epochs", type=int, default=None, dest="num_epochs",
+        help="number of epochs (default: the profile's)")
+    add("--batch-size", type=int, default=None, help="clips per batch (default: the profile's)")
+    add("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
+    add("--seconds", type=float, default=None,
+        help="clip length in seconds (default: the profile's; 10 for the real data)")
+    add("--amp", choices=AMP_CHOICES, default="auto",
+        help="mixed precision on CUDA (default auto: bf16, else fp16 with a scaler)")
+    add("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    add("--evaluate", action="store_true", help="evaluate the best checkpoint afterwards")
+    add("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
@@ -826,8 +828,8 @@ def run(args) -> int:
     command = "python -m asdlib train"
     if not Path(args.data).is_dir():
         raise SystemExit(f"{command}: error: --data: data root {args.data} does not exist")
-    overrides = {name: getattr(args, name) for name in
-                 ("seed", "num_epochs", "batch_size", "lr", "seconds") if getattr(args, name) is not None}
+    names = ("seed", "num_epochs", "batch_size", "lr", "seconds")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     try:
         config = TrainConfig.from_profile(args.profile, model=args.model, mode=args.mode,
                                           amp=args.amp, **overrides)
@@ -839,10 +841,11 @@ def run(args) -> int:
         return 0
     info = read_run_info(args.out)
     best = history.loc[history["val_loss"].idxmin()]
+    chance = 100 / len(info["class_map"])
     print(f"trained {config.summary()}\n  on {info['dataset']['description']}\n"
           f"  best epoch {int(best['epoch'])}/{config.num_epochs}: val loss {best['val_loss']:.3f}, "
-          f"val accuracy {100 * best['val_accuracy']:.1f} % (chance {100 / len(info['class_map']):.1f} %)"
-          f"\n  run folder: {args.out}")
+          f"val accuracy {100 * best['val_accuracy']:.1f} % (chance {chance:.1f} %)\n"
+          f"  run folder: {args.out}")
     if args.evaluate:
         from asdlib import evaluate
 
