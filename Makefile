@@ -13,6 +13,9 @@ STAMP := $(VENV)/.stamp-install
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 # Data, runs and caches of the book build stay inside the ignored build folder.
 export ASDLIB_HOME ?= $(CURDIR)/_build/asdlib
+# OpenMP threads that spin while waiting make torch many times slower when the cores are shared
+# (tests start several processes); passive waiting costs nothing measurable otherwise.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: install book test clean
 

@@ -29,9 +29,6 @@ On a machine whose cores are busy with other programs, start Python with
 `OMP_WAIT_POLICY=PASSIVE`: by default OpenMP threads spin while they wait for each other, and
 when one of them is not scheduled every small parallel region waits a whole time slice (we
 measured a 2-thread training step 6x slower than with PASSIVE on the shared 2-core machine).
-
-Consolidates `benchmarks/bench_train_step.py` (same measurement, its --threads,
---channels-last, --compile and --malloc-reuse options) into the package.
 """
 
 from __future__ import annotations

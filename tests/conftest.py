@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,6 +17,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def _isolated_home(tmp_path_factory, monkeypatch):
     """Every test gets its own ASDLIB_HOME unless it sets one itself."""
     monkeypatch.setenv("ASDLIB_HOME", str(tmp_path_factory.mktemp("asdlib_home")))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Train on one torch thread for a module's tests: the 2 test cores are shared, and on a busy
+    machine two OpenMP threads that wait for each other make tiny training steps 10x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
