@@ -11,17 +11,7 @@ import asdlib.exercises as exercises
 from asdlib import metrics
 from asdlib.exercises import data
 
-
-def stub(*args):
-    raise NotImplementedError
-
-
-def verdict_of(checker, fn, capsys):
-    """Run a checker, return (its verdict, what it printed)."""
-    verdict = checker(fn)
-    printed = capsys.readouterr().out
-    assert printed.strip() == verdict.message
-    return verdict, printed
+from exercise_helpers import stub, verdict_of
 
 
 def _differences(labels, score):

@@ -16,17 +16,7 @@ from asdlib.exercises import ablations, angles, training
 from asdlib.features import num_frames
 from asdlib.models import global_kernel_size
 
-
-def stub(*args):
-    raise NotImplementedError
-
-
-def verdict_of(checker, fn, capsys):
-    """Run a checker, return (its verdict, what it printed)."""
-    verdict = checker(fn)
-    printed = capsys.readouterr().out
-    assert printed.strip() == verdict.message
-    return verdict, printed
+from exercise_helpers import stub, verdict_of
 
 
 CHECKERS = [

@@ -15,17 +15,7 @@ from asdlib import losses
 from asdlib.exercises import Mistake, expect_close, run_check
 from asdlib.exercises import arcface, arcmix, features, mixup, noisy_arcmix
 
-
-def stub(*args):
-    raise NotImplementedError
-
-
-def verdict_of(checker, fn, capsys):
-    """Run a checker, return (its verdict, what it printed)."""
-    verdict = checker(fn)
-    printed = capsys.readouterr().out
-    assert printed.strip() == verdict.message
-    return verdict, printed
+from exercise_helpers import stub, verdict_of
 
 
 # ----------------------------------------------------------------------------------------
