@@ -426,6 +426,7 @@ def plot_lambda_curves(lam, curves, ylabel, title=None, zero_line=False, ax=None
         ax.set_title(title, fontsize=10)
     return ax
 
+
 # --------------------------------------------------------------------------------------------
 # Chapters 1-2: evaluation (ROC, AUC, pAUC) and the autoencoder baseline
 # --------------------------------------------------------------------------------------------
