@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make book   - builds the whole book into _build/html (the "book" profile)
 #   make test   - runs the whole test suite (it builds the book in the fast "smoke" profile too)
+# For classrooms: make student writes the chapters without their solutions into _build/student.
 # Both create .venv if it is missing and install what they need; a second run skips the install
 # when pyproject.toml and this Makefile are unchanged.
 
@@ -17,7 +18,7 @@ export ASDLIB_HOME ?= $(CURDIR)/_build/asdlib
 # (tests start several processes); passive waiting costs nothing measurable otherwise.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install book test clean
+.PHONY: install book test student clean
 
 install: $(STAMP)
 
@@ -31,6 +32,11 @@ $(STAMP): pyproject.toml Makefile
 book: $(STAMP)
 	ASDLIB_PROFILE=$${ASDLIB_PROFILE:-book} TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+# The student edition: solution cells removed, exercise stubs and checkers kept.
+STUDENT_DIR ?= _build/student
+student: $(STAMP)
+	$(PY) -m asdlib student --book book --out $(STUDENT_DIR)
 
 test: $(STAMP)
 	$(PY) -m pytest

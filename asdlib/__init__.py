@@ -19,6 +19,7 @@ Each module maps to the chapter that explains it:
 - ``asdlib.bench``       - speed figures (ch. 11)
 - ``asdlib.plots``       - every figure of the book
 - ``asdlib.exercises``   - the checkers of the exercises
+- ``asdlib.classroom``   - the student edition: the chapters without their solutions
 - ``asdlib.profiles``    - the smoke / book / paper profiles read by every chapter
 - ``asdlib.runtime``     - the cache folder, the device, the setup report
 

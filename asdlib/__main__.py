@@ -25,6 +25,7 @@ COMMANDS = {
     "evaluate": ("asdlib.evaluate", "score the test clips with a trained run: AUC / pAUC, DCASE files"),
     "table": ("asdlib.experiments", "print runs in the layout of the paper's tables, beside its numbers"),
     "bench": ("asdlib.bench", "time TASTgram training and evaluation (ms per clip) on this machine"),
+    "student": ("asdlib.classroom", "write the student edition: the chapters without their solutions"),
 }
 
 
