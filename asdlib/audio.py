@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from asdlib import runtime
 from asdlib.layout import SAMPLE_RATE
 
 
@@ -191,13 +192,12 @@ def iter_clips(paths, num_samples: int, sample_rate: int = SAMPLE_RATE, channel:
     The streaming form of :func:`read_clips`, used by :mod:`asdlib.cache` so memory stays flat.
     ``on_error="skip"`` leaves corrupt files out (their position is not yielded).
     """
-    from tqdm.auto import tqdm
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     report = report if report is not None else ReadReport()
     paths = list(paths)
-    for position, path in enumerate(tqdm(paths, desc=desc, disable=not progress, unit="clip")):
+    for position, path in enumerate(runtime.progress_bar(paths, show=progress, desc=desc, unit="clip")):
         try:
             wav, repairs = _read_one(path, num_samples, sample_rate, channel)
         except ClipError:

@@ -1,5 +1,5 @@
 r"""
-# The DCASE 2020 Task 2 autoencoder baseline
+The DCASE 2020 Task 2 autoencoder baseline
 
 Chapter 2 of the book ("A baseline for contrast") explains this module.
 
@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from asdlib import runtime
 from asdlib.features import LogMel
 
 __all__ = [
@@ -343,7 +344,6 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
     Shapes:
         windows: ``[num_windows, input_dim]``
     """
-    from tqdm.auto import tqdm
 
     from asdlib.runtime import device as default_device
 
@@ -372,7 +372,7 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
     generator = torch.Generator().manual_seed(seed)
     losses = []
     with _torch_threads(num_threads):
-        for _ in tqdm(range(num_epochs), desc=desc, disable=not progress, leave=False):
+        for _ in runtime.progress_bar(range(num_epochs), show=progress, desc=desc, leave=False):
             # A new order of the windows every epoch
             order = torch.randperm(len(windows), generator=generator)
             total, count = 0.0, 0
@@ -454,7 +454,6 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
         ``asdlib.metrics``; a dict machine type -> trained model; a dict machine type ->
         list of epoch losses.
     """
-    from tqdm.auto import tqdm
 
     from asdlib.layout import SAMPLE_RATE
     from asdlib.profiles import Profile, get_profile
@@ -469,7 +468,7 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
     num_samples = int(round(profile.seconds * SAMPLE_RATE))
     logmel = baseline_logmel()
     frames, models, losses = [], {}, {}
-    for machine_type in tqdm(types, desc="machine types", disable=not progress):
+    for machine_type in runtime.progress_bar(types, show=progress, desc="machine types"):
         of_type = index[index["machine_type"] == machine_type]
         train = of_type[of_type["split"] == "train"]
         test = of_type[(of_type["split"] == "test") & (of_type["is_anomaly"] >= 0)]

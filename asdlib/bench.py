@@ -1,5 +1,5 @@
 """
-# Benchmarks: how fast TASTgram trains and scores on this machine
+Benchmarks: how fast TASTgram trains and scores on this machine
 
 Chapter 8 of the book ("Training TASTgram") quotes these figures. `python -m asdlib bench`
 prints, for 2 s and 10 s clips and batches of 1, 16 and 64 clips, on the current device:

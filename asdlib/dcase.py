@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
+from asdlib import runtime
 from asdlib.layout import ALL_IDS, DEV_IDS, MACHINE_TYPES, parse_filename, reference_class_map
 
 #: Short names of the three parts of the data, in download order.
@@ -124,7 +125,6 @@ def _http_download(url: str, output_file: str, partial: Path, progress: bool, de
     ``output_file``, so a failed MD5 check (pooch then deletes its temporary file) leaves nothing.
     """
     import requests
-    from tqdm.auto import tqdm
 
     done = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={done}-"} if done else {}
@@ -137,9 +137,9 @@ def _http_download(url: str, output_file: str, partial: Path, progress: bool, de
                 done = 0
             length = int(response.headers.get("content-length", 0))
             total = done + length if length else None
-            with open(partial, "ab" if done else "wb") as f, tqdm(
-                total=total, initial=done, unit="B", unit_scale=True, desc=desc,
-                disable=not progress, leave=False,
+            with open(partial, "ab" if done else "wb") as f, runtime.progress_bar(
+                show=progress, total=total, initial=done, unit="B", unit_scale=True, desc=desc,
+                leave=False,
             ) as bar:
                 for chunk in response.iter_content(chunk_size=DOWNLOAD_CHUNK):
                     f.write(chunk)
@@ -184,13 +184,12 @@ def _extract(zip_path: Path, dest: Path, machine_type: str, progress: bool = Fal
     Returns:
         The extracted files, relative to ``dest`` (POSIX strings).
     """
-    from tqdm.auto import tqdm
 
     written, ignored = [], []
     with zipfile.ZipFile(zip_path) as archive:
         members = archive.infolist()
-        for member in tqdm(members, desc=f"unzipping {zip_path.name}", unit="file",
-                           disable=not progress, leave=False):
+        for member in runtime.progress_bar(members, show=progress, desc=f"unzipping {zip_path.name}",
+                                           unit="file", leave=False):
             parts = PurePosixPath(member.filename).parts
             if member.is_dir() or "__MACOSX" in parts or not parts[-1].lower().endswith(".wav"):
                 continue

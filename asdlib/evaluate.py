@@ -1,5 +1,5 @@
 r"""
-# Evaluation: anomaly scores, AUC / pAUC tables, DCASE score and decision files
+Evaluation: anomaly scores, AUC / pAUC tables, DCASE score and decision files
 
 Chapter 8 of the book ("Training TASTgram") explains this module; chapter 1 explains the
 metrics (`asdlib.metrics`).
@@ -44,7 +44,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from asdlib import metrics
+from asdlib import metrics, runtime
 from asdlib.train import (
     TrainConfig,
     _autocast_dtype,
@@ -103,7 +103,6 @@ def embed_clips(model, clips, config: TrainConfig, device=None, batch_size: int 
         - output: `[clips, 128]`.
     """
     from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device, memory_format=torch.channels_last).eval()
@@ -111,7 +110,7 @@ def embed_clips(model, clips, config: TrainConfig, device=None, batch_size: int 
     amp_dtype = _autocast_dtype(config.amp, device)
     loader = DataLoader(clips, batch_size=batch_size, shuffle=False)
     out = []
-    for wav, _, _ in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+    for wav, _, _ in runtime.progress_bar(loader, show=progress, desc=desc, unit="batch", leave=False):
         wav = wav.to(device)
         # [batch, n_mels, frames]
         logmel = logmel_fn(wav)

@@ -1,5 +1,5 @@
 """
-# Experiments: train once, read many times
+Experiments: train once, read many times
 
 Used by chapters 8-11 (training, the ablation, the comparison with the paper). A training run
 is a pure function of its config (`asdlib.train.TrainConfig`) and of the dataset it learns

@@ -1,5 +1,5 @@
 r"""
-# The log-Mel spectrogram (Sgram)
+The log-Mel spectrogram (Sgram)
 
 Chapter 3 of the book (the three input views) explains this module.
 
@@ -7,11 +7,13 @@ S. Choi and J.-W. Choi, "Noisy-ArcMix: Additive Noisy Angular Margin Loss Combin
 for Anomalous Sound Detection", ICASSP 2024, pp. 516-520, feed their TASTgram network with three
 views of a clip. This module computes the hand-crafted one, the log-Mel spectrogram or *Sgram*:
 
-$$\text{Sgram}[m, t] = 10 \log_{10}\big(\textstyle\sum_f F[m, f]\, |X[f, t]|^2 + \epsilon\big)$$
+.. math::
 
-where $X$ is the short-time Fourier transform of the wave (Hann window of `n_fft` samples,
-centred frames, zero padding), $F$ the Slaney-normalised Slaney-scale Mel filter bank and
-$\epsilon$ the float64 machine epsilon, exactly as in the authors' implementation. With the
+    \text{Sgram}[m, t] = 10 \log_{10}\Big(\sum_f F[m, f]\, \lvert X[f, t]\rvert^2 + \epsilon\Big)
+
+where X is the short-time Fourier transform of the wave (Hann window of `n_fft` samples,
+centred frames, zero padding), F the Slaney-normalised Slaney-scale Mel filter bank and
+epsilon the float64 machine epsilon, exactly as in the authors' implementation. With the
 default settings a 10 s clip at 16 kHz (160 000 samples) gives 128 mels x 313 frames.
 
 The other two views (the learned Tgram and the temporally attended TAgram) are in

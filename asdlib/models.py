@@ -1,5 +1,5 @@
 r"""
-# TgramNet, TAgram, MobileFaceNet and the STgram / TASTgram networks
+TgramNet, TAgram, MobileFaceNet and the STgram / TASTgram networks
 
 Chapter 3 of the book explains the three input views (Tgram, Sgram, TAgram); chapter 8 explains
 the backbone and puts the networks together.
@@ -14,9 +14,13 @@ A clip is seen three ways, each a `[mels, frames]` map:
 * **Sgram**, the log-Mel spectrogram (`asdlib.features.LogMel`);
 * **Tgram**, learned from the raw wave by `TgramNet`: a strided Conv1d that plays the role of
   the STFT, then three [LayerNorm over time, LeakyReLU, Conv1d] blocks;
-* **TAgram**, the Sgram re-weighted per frame by a parameter-free temporal attention:
-  $$w_t = \sigma\big(\max_m X[m, t] + \tfrac{1}{M}\textstyle\sum_m X[m, t]\big),
-    \qquad \text{TAgram}[m, t] = w_t\, X[m, t].$$
+* **TAgram**, the Sgram X (M mels) re-weighted per frame by a parameter-free temporal
+  attention:
+
+  .. math::
+
+      w_t = \sigma\Big(\max_m X[m, t] + \frac{1}{M}\sum_m X[m, t]\Big),
+      \qquad \text{TAgram}[m, t] = w_t\, X[m, t].
 
 TASTgram stacks (Tgram, Sgram, TAgram) as 3 channels, STgram stacks (Sgram, Tgram) as 2; a
 MobileFaceNet turns the stack into a 128-d embedding and an ArcFace head

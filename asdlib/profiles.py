@@ -22,22 +22,15 @@ ENV_VAR = "ASDLIB_PROFILE"
 DEFAULT = "book"
 
 
-@dataclasses.dataclass(frozen=True)
-class Profile:
-    """The sizes and hyper-parameters of one profile.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """The clip length, the features and the training hyper-parameters of a run.
 
-    Data fields describe the synthetic dataset that ``python -m asdlib synth`` writes for this
-    profile; with the real DCASE data only the clip length (``seconds``) applies.
+    A `Profile` and an `asdlib.train.TrainConfig` are both recipes, so these fields and their
+    defaults live here once. The defaults are the authors' recipe (REFERENCE_FACTS.md).
     """
 
-    name: str
-    description: str
-    # --- data ---
-    seconds: float  # clip length in seconds
-    ids: str  # "dev" (development IDs) or "all" (all 41 IDs)
-    train_per_id: int  # synthetic normal training clips per machine ID
-    test_normal_per_id: int  # synthetic normal test clips per machine ID
-    test_anomaly_per_id: int  # synthetic anomalous test clips per machine ID
+    seconds: float = 10.0  # clip length in seconds
     # --- features (REFERENCE_FACTS: n_fft 2048, hop 512, 128 mels, Tgram window 1024) ---
     n_fft: int = 2048
     hop_length: int = 512
@@ -53,6 +46,23 @@ class Profile:
     scale: float = 30.0
     val_fraction: float = 0.05
     seed: int = 2023
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Profile(Recipe):
+    """A named size of every experiment: the `Recipe` fields plus the synthetic dataset.
+
+    Data fields describe the synthetic dataset that ``python -m asdlib synth`` writes for this
+    profile; with the real DCASE data only the clip length (``seconds``) applies.
+    """
+
+    name: str
+    description: str
+    # --- data ---
+    ids: str  # "dev" (development IDs) or "all" (all 41 IDs)
+    train_per_id: int  # synthetic normal training clips per machine ID
+    test_normal_per_id: int  # synthetic normal test clips per machine ID
+    test_anomaly_per_id: int  # synthetic anomalous test clips per machine ID
     seeds: tuple = (2023,)  # seeds of the ablation runs
 
     def summary(self) -> str:
@@ -90,8 +100,9 @@ PROFILES = {
         # (1e-4) barely moves the network in 165 steps, so 1e-3 with the same cosine schedule;
         # batch 16 instead of 64 for more optimizer steps in the same clips. The same recipe for
         # every model and mode (never tuned per method). Measured on synthetic data v2
-        # (TASTgram, noisy_arcmix, seed 0): validation ID accuracy 0.13 / 0.70 / 0.61 by epoch,
-        # 96.6 s wall on a partly loaded machine (chance is 1/23).
+        # (TASTgram, noisy_arcmix, seed 0): validation ID accuracy 0.13 / 0.70 / 0.61 by epoch
+        # (chance is 1/23), 49.5 s wall for the run on an otherwise idle 2-core machine; the
+        # whole book from clean took 1038 s there (make book, 2026-11-25).
         num_epochs=3,
         batch_size=16,
         lr=1e-3,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import warnings
 from pathlib import Path
 
 from asdlib import profiles
@@ -29,6 +30,26 @@ def home() -> Path:
     import pooch
 
     return Path(pooch.os_cache("asdlib")).resolve()
+
+
+def progress_bar(iterable=None, *, show: bool = True, **kwargs):
+    """A `tqdm.auto` progress bar: a widget in Jupyter and Colab, text elsewhere.
+
+    Args:
+        iterable: what to iterate over (or None with ``total=...`` and ``update()``).
+        show: False hides the bar. So does the environment variable ``TQDM_DISABLE`` (the book
+            build sets it: progress bars help whoever waits, not the static pages).
+        **kwargs: passed to ``tqdm`` (``desc``, ``unit``, ``total``, ``leave``, ...).
+    """
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        # Without ipywidgets tqdm.auto falls back to a text bar, and says so on stderr once.
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
+
+    disabled_by_env = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+    return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
 
 
 def device(name: str | None = None):
@@ -58,7 +79,7 @@ def describe(profile: str | None = None) -> str:
 
 
 def glue(name: str, value, display: bool = True):
-    """Put a computed value into the rendered book's text (``{glue:text}`name` ``).
+    """Put a computed value into the rendered book's text (the MyST role ``glue:text``).
 
     The book build has ``myst_nb``; elsewhere (Colab, a plain Jupyter) there is nothing to glue
     into, the chapter prints its numbers anyway, and this does nothing.

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asdlib import layout, profiles
+from asdlib import layout, profiles, runtime
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -830,9 +830,8 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
     out.mkdir(parents=True, exist_ok=True)
     resume = started == options
     _write_json(partial_path, options)
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(jobs), desc=f"synth {chosen.name}", unit="clip", disable=not progress)
+    bar = runtime.progress_bar(show=progress, total=len(jobs), desc=f"synth {chosen.name}", unit="clip")
     if workers == 1:
         for job in jobs:
             _write_one(job, str(out), seed, float(seconds), resume)

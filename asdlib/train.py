@@ -1,5 +1,5 @@
 r"""
-# Training: one plain loop for ArcFace, mixup, ArcMix and Noisy-ArcMix
+Training: one plain loop for ArcFace, mixup, ArcMix and Noisy-ArcMix
 
 Chapter 8 of the book ("Training TASTgram") explains this module.
 
@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asdlib import profiles
+from asdlib import profiles, runtime
 from asdlib.layout import SAMPLE_RATE
 
 __all__ = [
@@ -93,8 +93,8 @@ CHECKPOINT_FORMAT = 1
 # ----------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(profiles.Recipe):
     """Everything that decides what a training run computes (not where or how fast).
 
     Build one from a profile with `TrainConfig.from_profile("book", model="stgram", ...)`.
@@ -117,23 +117,11 @@ class TrainConfig:
             "fp16" (always with a scaler) or "off". Only used on CUDA.
     """
 
+    # The fields of `asdlib.profiles.Recipe` (seconds, features, training hyper-parameters,
+    # seed), then what only a run has:
     model: str = "tastgram"
     mode: str = "noisy_arcmix"
-    seed: int = 2023
     profile: str = "paper"
-    seconds: float = 10.0
-    num_epochs: int = 300
-    batch_size: int = 64
-    lr: float = 1e-4
-    min_lr_ratio: float = 0.1
-    alpha: float = 0.5
-    margin: float = 0.7
-    scale: float = 30.0
-    val_fraction: float = 0.05
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 128
-    win_length: int = 1024
     sub_centers: int = 1
     amp: str = "auto"
 
@@ -171,7 +159,7 @@ class TrainConfig:
         unknown = sorted(set(overrides) - fields)
         if unknown:
             raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid: {sorted(fields)}")
-        values = {name: getattr(chosen, name) for name in fields if hasattr(chosen, name)}
+        values = {f.name: getattr(chosen, f.name) for f in dataclasses.fields(profiles.Recipe)}
         values["profile"] = chosen.name
         values.update(overrides)
         return cls(**values)
@@ -239,7 +227,8 @@ def dataset_fingerprint(root) -> dict:
     (relative path, size) of its wav files.
 
     Returns:
-        `{"kind": "synthetic" | "dcase", "hash": 16 hex digits, "description": one line}`.
+        dict: ``kind`` ("synthetic" or "dcase"), ``hash`` (16 hex digits) and
+        ``description`` (one line).
 
     Raises:
         FileNotFoundError: `root` is missing or holds no DCASE clip.
@@ -297,7 +286,7 @@ def clip_dataset(index: pd.DataFrame, config: TrainConfig, cmap: dict, progress:
     Returns:
         An `asdlib.cache.ClipDataset`: item `i` is `(wav [samples] float32, label, i)`.
     """
-    from asdlib import cache, runtime
+    from asdlib import cache
 
     return cache.cached_dataset(index, runtime.home() / "cache", config.num_samples,
                                 SAMPLE_RATE, class_map=cmap, progress=progress)
@@ -592,9 +581,7 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         ValueError: `out_dir` holds a run of another config or dataset.
     """
     from torch.utils.data import DataLoader, DistributedSampler, Subset
-    from tqdm.auto import tqdm
 
-    from asdlib import runtime
     from asdlib.losses import MIXING_MODES, mix_batch
 
     if not isinstance(config, TrainConfig):
@@ -678,9 +665,9 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
                 step_model, device_ids=[device.index] if device.type == "cuda" else None)
         mixing = config.mode in MIXING_MODES
 
-        epochs = tqdm(range(start_epoch, config.num_epochs), desc=f"{config.model} {config.mode}",
-                      unit="epoch", initial=start_epoch, total=config.num_epochs,
-                      disable=not (progress and is_main))
+        epochs = runtime.progress_bar(range(start_epoch, config.num_epochs), show=progress and is_main,
+                                      desc=f"{config.model} {config.mode}", unit="epoch",
+                                      initial=start_epoch, total=config.num_epochs)
         for epoch in epochs:
             started = time.perf_counter()
             sampler.set_epoch(epoch)
@@ -688,8 +675,8 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
             lr = optimizer.param_groups[0]["lr"]
             model.train()
             total_loss, count = 0.0, 0
-            batches = tqdm(train_loader, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                           disable=not (progress and is_main))
+            batches = runtime.progress_bar(train_loader, show=progress and is_main,
+                                           desc=f"epoch {epoch + 1}", unit="batch", leave=False)
             for wav, labels, _ in batches:
                 # BatchNorm cannot normalise a batch of one clip (a last odd batch): skip it
                 if len(labels) < 2:

@@ -29,6 +29,14 @@ def test_preface_executed_the_setup_cell(smoke_book):
     assert "profile=smoke" in html
 
 
+def test_pages_carry_no_warnings_or_progress_bars(smoke_book):
+    """The build hides progress bars (TQDM_DISABLE) and no library warning reaches a page."""
+    for name in _toc_files():
+        html = (smoke_book / f"{name}.html").read_text()
+        for residue in ("TqdmWarning", "IProgress", "it/s]", "clip/s]", "batch/s]", "Warning:"):
+            assert residue not in html, f"{name}.html shows {residue!r}"
+
+
 def test_notebooks_are_committed_without_outputs():
     for path in sorted((ROOT / "book").glob("*.ipynb")):
         notebook = json.loads(path.read_text())

@@ -45,6 +45,27 @@ def test_runtime_report_names_profile_and_home(monkeypatch, tmp_path):
     assert runtime.home() == tmp_path.resolve()
 
 
+def test_progress_bar_shows_unless_hidden_or_tqdm_disable(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not runtime.progress_bar(range(3)).disable
+    assert runtime.progress_bar(range(3), show=False).disable
+    for value, hidden in (("1", True), ("True", True), ("0", False), ("", False)):
+        monkeypatch.setenv("TQDM_DISABLE", value)
+        bar = runtime.progress_bar(range(3), desc="x")
+        assert bar.disable is hidden, value
+        assert list(bar) == [0, 1, 2]
+
+
+def test_progress_bar_without_ipywidgets_warns_nothing():
+    """tqdm.auto's "IProgress not found" warning must not reach a chapter's output."""
+    code = ("import sys, warnings; sys.modules['ipywidgets'] = None; "
+            "warnings.simplefilter('error'); "
+            "from asdlib import runtime; list(runtime.progress_bar(range(2), show=False))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
 def test_layout_has_41_classes_in_the_authors_order():
     classes = layout.reference_class_map()
     assert len(classes) == 41
