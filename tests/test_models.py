@@ -1,6 +1,7 @@
 """Tests of asdlib.models: shapes, gradients, TAgram, the reference state dict, input errors."""
 
 import math
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from asdlib.models import (
     temporal_attention_weights,
 )
 
-REFERENCE_KEYS = Path(__file__).parent / "data" / "tastgram_mfn_state_dict.txt"
+REFERENCE_KEYS = Path(str(resources.files("asdlib") / "resources" / "tastgram_mfn_state_dict.txt"))
 SR = 16000
 FC_OUT = ("mobilefacenet.fc_out.weight", "mobilefacenet.fc_out.bias")
 
