@@ -32,6 +32,25 @@ def home() -> Path:
     return Path(pooch.os_cache("asdlib")).resolve()
 
 
+def _quiet_tqdm_auto():
+    """`tqdm.auto.tqdm`, imported without its one-time "IProgress not found" warning.
+
+    Without ipywidgets tqdm.auto falls back to a text bar and warns about it on stderr, once,
+    at its first import. This module imports it quietly when it is imported itself (every
+    chapter's setup cell does), so the warning never lands in a chapter's output, even when
+    another library (umap-learn) imports tqdm.auto first.
+    """
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        from tqdm.auto import tqdm
+    return tqdm
+
+
+_quiet_tqdm_auto()
+
+
 def progress_bar(iterable=None, *, show: bool = True, **kwargs):
     """A `tqdm.auto` progress bar: a widget in Jupyter and Colab, text elsewhere.
 
@@ -41,13 +60,7 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
             build sets it: progress bars help whoever waits, not the static pages).
         **kwargs: passed to ``tqdm`` (``desc``, ``unit``, ``total``, ``leave``, ...).
     """
-    from tqdm import TqdmWarning
-
-    with warnings.catch_warnings():
-        # Without ipywidgets tqdm.auto falls back to a text bar, and says so on stderr once.
-        warnings.simplefilter("ignore", TqdmWarning)
-        from tqdm.auto import tqdm
-
+    tqdm = _quiet_tqdm_auto()
     disabled_by_env = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
     return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
 
