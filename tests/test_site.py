@@ -1,0 +1,242 @@
+"""The rendered site in a real browser: Playwright drives Debian's chromium over 127.0.0.1.
+
+The pages are the smoke build of the whole book (fixture `smoke_book`), or the build named by
+ASDLIB_SITE_HTML. `.ci/run` installs
+chromium with apt and sets ASDLIB_REQUIRE_BROWSER=1, so that in CI a missing browser is a
+failure; elsewhere these tests are skipped when /usr/bin/chromium is absent.
+
+MathJax comes from a CDN on the published site; the test machine has no internet, so the
+browser's requests for that exact URL are answered from the same MathJax 3 release installed
+from PyPI (django-static-mathjax). Every other request that leaves 127.0.0.1 is recorded and
+fails the test.
+"""
+
+import base64
+import functools
+import http.server
+import io
+import mimetypes
+import os
+import re
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+import soundfile
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("ASDLIB_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT = ROOT / "_build" / "test-artifacts" / "04_arcface.png"
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("ASDLIB_REQUIRE_BROWSER") == "1":
+        raise RuntimeError(f"ASDLIB_REQUIRE_BROWSER=1 but no chromium at {CHROMIUM} "
+                           "(apt-get install chromium)")
+    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)",
+                allow_module_level=True)
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+
+def _toc_pages():
+    """The chapter pages of the toc, as paths relative to the site root (without .html)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("chapters", []):
+        pages.append(part["file"])
+    return pages
+
+
+def _chapter_notebooks():
+    return [p for p in _toc_pages() if (ROOT / f"{p}.ipynb").exists()]
+
+
+def _mathjax_root() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("django-static-mathjax is not installed (it is in the dev extra)")
+    root = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
+    assert (root / "es5" / "tex-mml-chtml.js").exists(), root
+    return root
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(request):
+    """The built site served on 127.0.0.1: yields its base URL.
+
+    The smoke build of the test session, or the folder named by ASDLIB_SITE_HTML (to check a
+    book-profile build: ASDLIB_SITE_HTML=_build/html pytest tests/test_site.py).
+    """
+    given = os.environ.get("ASDLIB_SITE_HTML")
+    html = Path(given) if given else Path(request.getfixturevalue("smoke_book"))
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
+        )
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One page opened in a fresh browser context, with its console errors and stray requests."""
+
+    def __init__(self, browser, url, mathjax: Path):
+        self.errors, self.external = [], []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.route("**/*", functools.partial(self._route, mathjax=mathjax))
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda err: self.errors.append(f"page error: {err}"))
+        self.page.goto(url, wait_until="load")
+
+    def _console(self, message):
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+    def _route(self, route, mathjax: Path):
+        url = route.request.url
+        if url.startswith(MATHJAX_CDN):
+            local = mathjax / urlparse(url).path.split("/npm/mathjax@3/", 1)[1]
+            if local.is_file():
+                kind = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
+                return route.fulfill(status=200, body=local.read_bytes(), content_type=kind)
+            self.errors.append(f"MathJax file missing from the local copy: {url}")
+            return route.abort()
+        if urlparse(url).hostname not in ("127.0.0.1", None) and not url.startswith("data:"):
+            self.external.append(url)
+            return route.abort()
+        return route.continue_()
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def visit(browser, site):
+    mathjax = _mathjax_root()
+    opened = []
+
+    def open_page(page: str) -> Visit:
+        v = Visit(browser, f"{site}/{page}.html", mathjax)
+        opened.append(v)
+        return v
+
+    yield open_page
+    for v in opened:
+        v.close()
+
+
+def _scroll_through(page):
+    """Scroll to the bottom in steps, so that lazily loaded images load."""
+    page.evaluate("""async () => {
+        for (let y = 0; y < document.body.scrollHeight; y += 600) {
+            window.scrollTo(0, y);
+            await new Promise(r => setTimeout(r, 20));
+        }
+        await Promise.all(Array.from(document.images).filter(i => !i.complete).map(
+            i => new Promise(r => { i.onload = i.onerror = r; })));
+    }""")
+
+
+def _wait_for_mathjax(page):
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+    page.evaluate("() => MathJax.startup.promise")
+
+
+@pytest.mark.parametrize("page", _toc_pages() + ["book/api", "book/bibliography", "search"])
+def test_page_loads_without_errors_and_all_images_show(visit, page):
+    v = visit(page)
+    _scroll_through(v.page)
+    broken = v.page.evaluate(
+        "() => Array.from(document.images).filter(i => i.naturalWidth === 0).map(i => i.src)")
+    assert broken == [], f"{page}: images that did not load: {broken}"
+    assert v.external == [], f"{page}: requests that leave 127.0.0.1: {v.external}"
+    assert v.errors == [], f"{page}: {v.errors}"
+
+
+@pytest.mark.parametrize("page", [p for p in _chapter_notebooks() if not p.endswith("preface")])
+def test_math_is_typeset_and_colab_opens_this_chapter(visit, page):
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = urlparse(config["repository"]["url"]).path.strip("/")
+    v = visit(page)
+    _wait_for_mathjax(v.page)
+    typeset = v.page.locator("mjx-container").count()
+    raw = v.page.evaluate(r"() => document.querySelectorAll('.math:not(:has(mjx-container))').length")
+    assert typeset > 0, f"{page}: no typeset math"
+    assert raw == 0, f"{page}: {raw} math blocks left untypeset"
+    colab = v.page.locator("a[href*='colab.research.google.com']")
+    assert colab.count() >= 1, f"{page}: no Colab launch button"
+    hrefs = {colab.nth(i).get_attribute("href") for i in range(colab.count())}
+    assert hrefs == {f"https://colab.research.google.com/github/{repo}/blob/main/{page}.ipynb"}
+    assert v.errors == [], f"{page}: {v.errors}"
+
+
+def test_a_solution_dropdown_opens_on_click(visit):
+    v = visit("book/04_arcface")
+    solution = v.page.locator("div.solution.dropdown").first
+    body = solution.locator("section, div.section, div.highlight").first
+    assert not body.is_visible(), "the solution is shown before a click"
+    solution.locator("button.toggle-button, .admonition-title").first.click()
+    body.wait_for(state="visible", timeout=5_000)
+    v.page.wait_for_timeout(600)  # let the opening animation finish before the screenshot
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    v.page.screenshot(path=str(SCREENSHOT), full_page=False)
+    assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_search_finds_arcface(visit):
+    v = visit("search")
+    v.page.goto(v.page.url + "?q=ArcFace", wait_until="load")
+    v.page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    found = v.page.locator("#search-results ul.search li a").all_inner_texts()
+    assert any(re.search("ArcFace", text) for text in found), found
+
+
+def test_audio_players_play_a_real_wav(visit):
+    v = visit("book/01_task_and_data")
+    players = v.page.locator("audio")
+    assert players.count() >= 2, "chapter 1 has no audio players"
+    state = v.page.evaluate("""async () => {
+        const a = document.querySelector('audio');
+        if (a.readyState < 1) await new Promise((ok, bad) => {
+            a.onloadedmetadata = ok; a.onerror = () => bad(String(a.error && a.error.code)); });
+        await a.play();
+        await new Promise(r => setTimeout(r, 300));
+        const state = {duration: a.duration, time: a.currentTime};
+        a.pause();
+        return state;
+    }""")
+    assert state["duration"] > 0.5 and state["time"] > 0, state
+    # the player's source is the clip itself, a wav file inlined as base64
+    src = players.first.locator("source").get_attribute("src")
+    header, data = src.split(",", 1)
+    assert re.fullmatch(r"data:audio/(x-)?wav;base64", header), header
+    wav, rate = soundfile.read(io.BytesIO(base64.b64decode(data)))
+    assert rate == 16_000 and abs(len(wav) / rate - state["duration"]) < 0.01
+    assert float(np.abs(wav).max()) > 0.0
