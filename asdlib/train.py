@@ -549,8 +549,8 @@ def _validate(model, loader, logmel_fn, device, amp_dtype):
 
 
 def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: bool = True,
-          num_workers: int = 0, channels_last: bool = True, on_epoch_end=None,
-          dataset=None) -> pd.DataFrame:
+          num_workers: int = 0, channels_last: bool = True, compile_model: bool = False,
+          on_epoch_end=None, dataset=None) -> pd.DataFrame:
     """Train one network on the normal clips of a DCASE-layout data root.
 
     Resumes from `<out_dir>/last.pt` when it exists (same config required); returns at once
@@ -568,6 +568,10 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         num_workers: DataLoader worker processes (0: load in this process).
         channels_last: NHWC memory layout of the network: the same numbers up to float
             rounding, about 1.4x faster on this book's CPU (PReLU and convolution backward).
+        compile_model: `torch.compile` the Tgram network and the MobileFaceNet (in place, so
+            checkpoints keep their names). The same numbers up to float rounding; it costs a
+            minute or more of compiling first, so it pays off for long runs only (the paper
+            profile). `python -m asdlib bench --compile` shows what it gains on a machine.
         on_epoch_end: optional `fn(record)` called (on rank 0) after each epoch's checkpoint
             is written, with that epoch's history row as a dict.
         dataset: optional `dataset_fingerprint(data_root)`, when the caller has it already.
@@ -624,6 +628,9 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         model = build_model(config, len(cmap)).to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if compile_model:
+            model.tgramnet.compile()
+            model.mobilefacenet.compile()
         logmel_fn = build_logmel(config).to(device)
         # foreach: one fused update over all tensors (the default on CUDA only); same maths
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
@@ -806,6 +813,8 @@ def add_arguments(parser) -> None:
         help="mixed precision on CUDA (default auto: bf16, else fp16 with a scaler)")
     add("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     add("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    add("--compile", action="store_true",
+        help="torch.compile the network (a minute or more to start; for long runs)")
     add("--evaluate", action="store_true", help="evaluate the best checkpoint afterwards")
     add("--quiet", action="store_true", help="no progress bars")
 
@@ -821,7 +830,7 @@ def run(args) -> int:
         config = TrainConfig.from_profile(args.profile, model=args.model, mode=args.mode,
                                           amp=args.amp, **overrides)
         history = train(config, args.data, args.out, device=args.device, progress=not args.quiet,
-                        num_workers=args.workers)
+                        num_workers=args.workers, compile_model=args.compile)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"{command}: error: {err}") from None
     if history is None:  # not rank 0 of a distributed run

@@ -54,6 +54,21 @@ def test_every_mode_trains_one_epoch_with_a_finite_loss(fan_data, tmp_path, mode
     assert net.arcface.weight.shape[0] == 4  # the four fan IDs of the development set
 
 
+def test_compiled_training_gives_the_same_numbers_and_checkpoint_names(fan_data, tmp_path):
+    """torch.compile changes speed, not maths: same losses up to rounding, same state-dict keys.
+
+    Compiling takes about a minute on the CPU; that is the price of this test.
+    """
+    config = smoke_config(mode="noisy_arcmix", num_epochs=1)
+    eager = train(config, fan_data, tmp_path / "eager", progress=False)
+    compiled = train(config, fan_data, tmp_path / "compiled", progress=False, compile_model=True)
+    for column in ("train_loss", "val_loss"):
+        assert compiled[column].iloc[0] == pytest.approx(eager[column].iloc[0], rel=0.02), column
+    keys = set(load_checkpoint(tmp_path / "compiled" / "best.pt")["model"])
+    assert keys == set(load_checkpoint(tmp_path / "eager" / "best.pt")["model"])
+    assert not any("_orig_mod" in key for key in keys)
+
+
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(fan_data, tmp_path):
     config = smoke_config(mode="noisy_arcmix", num_epochs=2)
     full = train(config, fan_data, tmp_path / "full", progress=False)
