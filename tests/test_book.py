@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for entry in toc.get("chapters", []):
-        files.append(entry["file"])
-    return files
+from book_helpers import ROOT, toc_files
 
 
 def test_book_builds_every_toc_page(smoke_book):
-    for name in _toc_files():
+    for name in toc_files():
         assert (smoke_book / f"{name}.html").is_file(), f"{name}.html was not built"
 
 
@@ -31,7 +20,7 @@ def test_preface_executed_the_setup_cell(smoke_book):
 
 def test_pages_carry_no_warnings_or_progress_bars(smoke_book):
     """The build hides progress bars (TQDM_DISABLE) and no library warning reaches a page."""
-    for name in _toc_files():
+    for name in toc_files():
         html = (smoke_book / f"{name}.html").read_text()
         for residue in ("TqdmWarning", "IProgress", "it/s]", "clip/s]", "batch/s]", "Warning:"):
             assert residue not in html, f"{name}.html shows {residue!r}"
@@ -47,6 +36,6 @@ def test_notebooks_are_committed_without_outputs():
 
 
 def test_every_notebook_is_in_the_toc():
-    in_toc = set(_toc_files())
+    in_toc = set(toc_files())
     for path in sorted((ROOT / "book").glob("*.ipynb")):
         assert f"book/{path.stem}" in in_toc, f"{path.name} is not listed in _toc.yml"

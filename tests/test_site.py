@@ -27,7 +27,8 @@ import pytest
 import soundfile
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from book_helpers import ROOT, toc_files
+
 CHROMIUM = os.environ.get("ASDLIB_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "_build" / "test-artifacts" / "04_arcface.png"
 MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
@@ -42,17 +43,8 @@ if not Path(CHROMIUM).exists():
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
-def _toc_pages():
-    """The chapter pages of the toc, as paths relative to the site root (without .html)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc.get("chapters", []):
-        pages.append(part["file"])
-    return pages
-
-
 def _chapter_notebooks():
-    return [p for p in _toc_pages() if (ROOT / f"{p}.ipynb").exists()]
+    return [p for p in toc_files() if (ROOT / f"{p}.ipynb").exists()]
 
 
 def _mathjax_root() -> Path:
@@ -169,7 +161,7 @@ def _wait_for_mathjax(page):
     page.evaluate("() => MathJax.startup.promise")
 
 
-@pytest.mark.parametrize("page", _toc_pages() + ["book/api", "book/bibliography", "search"])
+@pytest.mark.parametrize("page", toc_files() + ["search"])
 def test_page_loads_without_errors_and_all_images_show(visit, page):
     v = visit(page)
     _scroll_through(v.page)
