@@ -191,6 +191,8 @@ def test_math_is_typeset_and_colab_opens_this_chapter(visit, page):
 
 def test_a_solution_dropdown_opens_on_click(visit):
     v = visit("book/04_arcface")
+    # exercises are numbered within their chapter
+    assert v.page.locator("text=Exercise 4.1").count() >= 1
     solution = v.page.locator("div.solution.dropdown").first
     body = solution.locator("section, div.section, div.highlight").first
     assert not body.is_visible(), "the solution is shown before a click"
