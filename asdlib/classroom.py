@@ -17,9 +17,9 @@ book's notebooks every exercise has three parts:
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
+
+from asdlib import runtime
 
 __all__ = ["EXERCISE_TAG", "SOLUTION_TAG", "student_edition"]
 
@@ -60,17 +60,6 @@ def _check_tagging(nb, path: Path) -> None:
                                      or "NotImplementedError" not in cell.source):
             raise ValueError(f"{path}: cell {index} is tagged {EXERCISE_TAG!r} but is not a "
                              "code stub that raises NotImplementedError")
-
-
-def _write_atomic(text: str, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def student_edition(book_dir, out_dir) -> list:
@@ -116,9 +105,9 @@ def student_edition(book_dir, out_dir) -> list:
     for path, nb in notebooks:
         body, _ = exporter.from_notebook_node(nb)
         target = out_dir / path.name
-        _write_atomic(body, target)
+        runtime.write_text_atomic(body, target)
         written.append(target)
-    _write_atomic(_README, out_dir / "README.md")
+    runtime.write_text_atomic(_README, out_dir / "README.md")
     return written
 
 

@@ -48,7 +48,6 @@ from asdlib import metrics, runtime
 from asdlib.train import (
     TrainConfig,
     _autocast_dtype,
-    _write_text_atomic,
     build_logmel,
     class_map_from_json,
     clip_dataset,
@@ -240,7 +239,7 @@ def write_dcase_files(scores: pd.DataFrame, folder) -> list:
         for prefix, column in (("anomaly_score", "score"), ("decision_result", "decision")):
             path = folder / f"{prefix}_{machine_type}_{machine_id}.csv"
             frame = pd.DataFrame({"file": names, column: rows[column]})
-            _write_text_atomic(frame.to_csv(index=False, header=False), path)
+            runtime.write_text_atomic(frame.to_csv(index=False, header=False), path)
             written.append(path)
     return written
 
@@ -408,7 +407,7 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
     result["seconds"] = time.perf_counter() - started
 
     # ---- files: scores, DCASE files, embeddings, metrics.json last
-    _write_text_atomic(test.to_csv(index=False), out_dir / "scores.csv")
+    runtime.write_text_atomic(test.to_csv(index=False), out_dir / "scores.csv")
     write_dcase_files(test, out_dir / "dcase")
     both = pd.concat([frames["train"], frames["test"]], ignore_index=True)
     embedding = np.concatenate([parts["train"][1], parts["test"][1]])
@@ -416,7 +415,7 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
     table = both[["path", "split", "machine_type", "machine_id", "label", "class_index"]].copy()
     table["angle"] = angle
     table["angle_mean"] = both["score_angle_mean"].to_numpy()
-    _write_text_atomic(table.to_csv(index=False), out_dir / "embeddings.csv")
+    runtime.write_text_atomic(table.to_csv(index=False), out_dir / "embeddings.csv")
     _save_npz_atomic(out_dir / "embeddings.npz", embedding=embedding.astype(np.float32),
                      angle=angle, angle_mean=table["angle_mean"].to_numpy(),
                      path=table["path"].to_numpy(dtype=str),
@@ -425,7 +424,7 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
                      machine_id=table["machine_id"].to_numpy(dtype=str),
                      label=table["label"].to_numpy(), class_index=table["class_index"].to_numpy(),
                      class_weight=weight)
-    _write_text_atomic(json.dumps(result, indent=1, default=_json_default) + "\n",
+    runtime.write_text_atomic(json.dumps(result, indent=1, default=_json_default) + "\n",
                        out_dir / "metrics.json")
     return result
 

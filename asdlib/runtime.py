@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,39 @@ def home() -> Path:
     import pooch
 
     return Path(pooch.os_cache("asdlib")).resolve()
+
+
+def write_text_atomic(text: str, path) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`.
+
+    A reader never sees a half-written file, and a killed process leaves the old one intact.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_atomic(obj, path) -> None:
+    """`torch.save` to a temporary file beside `path`, then rename it over `path`."""
+    import torch
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _quiet_tqdm_auto():

@@ -45,7 +45,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -402,31 +401,6 @@ class _LossModel(nn.Module):
 # ----------------------------------------------------------------------------------------
 
 
-def _save_atomic(obj, path: Path) -> None:
-    """`torch.save` to a temporary file in the same folder, then rename over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_text_atomic(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path, config: TrainConfig | None = None, map_location="cpu") -> dict:
     """Read a checkpoint; with `config`, check it was written for that config.
 
@@ -613,7 +587,7 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         if is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             if not (out_dir / RUN_INFO).exists():
-                _write_text_atomic(json.dumps(info, indent=1) + "\n", out_dir / RUN_INFO)
+                runtime.write_text_atomic(json.dumps(info, indent=1) + "\n", out_dir / RUN_INFO)
         # Only rank 0 builds the cache; the others open it once it is complete
         if is_main:
             clips = clip_dataset(train_index, config, cmap, progress)
@@ -724,18 +698,18 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
                 state = _contiguous_state(model)
                 if is_best:
                     best_val_loss = val_loss
-                    _save_atomic({"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
+                    runtime.save_atomic({"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
                                   "class_map": info["class_map"], "dataset": dataset,
                                   "epoch": epoch + 1, "val_loss": val_loss,
                                   "val_accuracy": val_accuracy, "model": state}, out_dir / BEST)
-                _save_atomic({"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
+                runtime.save_atomic({"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
                               "class_map": info["class_map"], "dataset": dataset,
                               "epoch": epoch + 1, "model": state,
                               "optimizer": optimizer.state_dict(),
                               "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                               "rng": _rng_state(), "history": history,
                               "best_val_loss": best_val_loss}, last_path)
-                _write_text_atomic(pd.DataFrame(history).to_csv(index=False), out_dir / HISTORY)
+                runtime.write_text_atomic(pd.DataFrame(history).to_csv(index=False), out_dir / HISTORY)
                 epochs.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{val_accuracy:.2f}")
                 if on_epoch_end is not None:
                     on_epoch_end(record)
