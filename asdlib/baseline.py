@@ -33,7 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -60,6 +63,7 @@ __all__ = [
     "train_autoencoder",
     "clip_windows",
     "run_baseline",
+    "load_or_run_baseline",
     "auc_by_anomaly_kind",
 ]
 
@@ -492,6 +496,64 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
         }))
         models[machine_type], losses[machine_type] = model, history
     return pd.concat(frames, ignore_index=True), models, losses
+
+
+#: Bump when `run_baseline` computes something else, so that old cached results are not reused.
+CACHE_VERSION = 1
+
+
+def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool = True):
+    """:func:`run_baseline` on the clips of ``data_root``, computed once and then read back.
+
+    Like the training runs of ``asdlib.experiments``, the result is a pure function of its
+    inputs, so it is kept in ``<ASDLIB_HOME>/baseline/<hash>/``, where ``<hash>`` hashes the
+    profile's autoencoder settings, the clip length, the seed and the dataset fingerprint
+    (``asdlib.train.dataset_fingerprint``: content, not location). A rebuilt book trains the
+    autoencoders only once.
+
+    Args:
+        data_root: a folder in the DCASE layout (synthetic or real).
+        profile: a ``Profile`` or its name (default: the active one).
+        seed: the training seed.
+        progress: show progress bars while training.
+
+    Returns:
+        ``(results, models, losses)`` as :func:`run_baseline` returns them; the ``path``
+        column points into ``data_root``.
+    """
+    from asdlib import dcase
+    from asdlib.profiles import Profile, get_profile
+    from asdlib.train import dataset_fingerprint
+
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    root = Path(data_root).expanduser().resolve()
+    key = {"version": CACHE_VERSION, "settings": dataclasses.asdict(settings_for(profile)),
+           "seconds": profile.seconds, "seed": seed, "dataset": dataset_fingerprint(root)["hash"]}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    folder = runtime.home() / "baseline" / digest
+    # models.pt is written last: its presence means the folder is complete
+    if (folder / "models.pt").exists():
+        results = pd.read_csv(folder / "results.csv", dtype={"machine_id": str})
+        results["path"] = [str(root / path) for path in results["path"]]
+        losses = json.loads((folder / "losses.json").read_text())
+        models = {}
+        for machine_type, saved in torch.load(folder / "models.pt").items():
+            model = DCASEAutoencoder(input_dim=saved["input_dim"])
+            model.load_state_dict(saved["state"])
+            models[machine_type] = model.eval()
+        return results, models, losses
+
+    results, models, losses = run_baseline(dcase.build_index(root), profile, seed=seed,
+                                           progress=progress)
+    folder.mkdir(parents=True, exist_ok=True)
+    relative = results.assign(path=[str(Path(path).resolve().relative_to(root))
+                                    for path in results["path"]])
+    runtime.write_text_atomic(relative.to_csv(index=False), folder / "results.csv")
+    runtime.write_text_atomic(json.dumps(losses), folder / "losses.json")
+    runtime.write_text_atomic(json.dumps(key, indent=1) + "\n", folder / "key.json")
+    runtime.save_atomic({machine_type: {"input_dim": model.input_dim, "state": model.state_dict()}
+                         for machine_type, model in models.items()}, folder / "models.pt")
+    return results, models, losses
 
 
 def auc_by_anomaly_kind(results: pd.DataFrame, max_fpr: float = 0.1) -> pd.DataFrame:

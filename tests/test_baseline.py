@@ -266,6 +266,38 @@ def test_auc_by_anomaly_kind(tiny_results):
         auc_by_anomaly_kind(results.drop(columns="path"))
 
 
+def test_load_or_run_baseline_trains_once_and_reads_back_the_same(tmp_path, monkeypatch):
+    """The cache under ASDLIB_HOME (a temp folder, see conftest) is keyed by content and seed."""
+    import shutil
+
+    from asdlib import baseline, dcase, synth
+
+    root = tmp_path / "data" / "smoke_fan"
+    synth.generate(root, profile="smoke", types=["fan"], progress=False)
+    first, models, losses = baseline.load_or_run_baseline(root, "smoke", seed=1, progress=False)
+    # the same numbers as run_baseline itself
+    direct, _, direct_losses = run_baseline(dcase.build_index(root), "smoke", seed=1,
+                                            progress=False)
+    pd.testing.assert_frame_equal(first, direct)
+    assert losses == direct_losses
+    # moved data, same content: read back, nothing trained, paths point into the new root
+    moved = tmp_path / "moved"
+    shutil.move(str(root), moved)
+    with monkeypatch.context() as patched:
+        patched.setattr(baseline, "run_baseline", lambda *a, **k: pytest.fail("retrained"))
+        again, models_again, losses_again = baseline.load_or_run_baseline(
+            moved, "smoke", seed=1, progress=False)
+    pd.testing.assert_frame_equal(again.drop(columns="path"), first.drop(columns="path"))
+    assert all(path.startswith(str(moved.resolve())) for path in again["path"])
+    assert losses_again == losses
+    window = torch.randn(3, models["fan"].input_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(models_again["fan"](window), models["fan"].eval()(window))
+    # another seed is another result
+    other, _, _ = baseline.load_or_run_baseline(moved, "smoke", seed=2, progress=False)
+    assert not np.allclose(other["score"], first["score"])
+
+
 def test_run_baseline_needs_an_index():
     with pytest.raises(ValueError, match="index must be a DataFrame"):
         run_baseline(pd.DataFrame({"path": []}), profile="smoke", progress=False)
