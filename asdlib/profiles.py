@@ -102,7 +102,7 @@ PROFILES = {
         # every model and mode (never tuned per method). Measured on synthetic data v2
         # (TASTgram, noisy_arcmix, seed 0): validation ID accuracy 0.13 / 0.70 / 0.61 by epoch
         # (chance is 1/23), 49.5 s wall for the run on an otherwise idle 2-core machine; the
-        # whole book from clean took 1038 s there (make book, 2026-11-25).
+        # whole book from clean took 966 s there (make book, 2026-11-25).
         num_epochs=3,
         batch_size=16,
         lr=1e-3,
