@@ -1,7 +1,7 @@
 """Sphinx fixes for the book build (loaded through `sphinx.local_extensions` in `_config.yml`).
 
 Jupyter Book 1.x requires Sphinx 7, whose `app.add_js_file` puts a script added after the
-builder starts into the page twice (fixed upstream in Sphinx 8, PR sphinx-doc/sphinx#13402).
+builder starts into the page twice (fixed upstream by sphinx-doc/sphinx#13402, after the 7.x series).
 sphinx-thebe adds `const THEBE_JS_URL = ...` that way, so every page of the book raised
 "Identifier 'THEBE_JS_URL' has already been declared" in the browser. This extension drops the
 repeated scripts from each page; the browser test (tests/test_site.py) checks that no page
