@@ -14,9 +14,7 @@ many and emits ONE warning per kind of repair, with counts.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,7 +44,8 @@ def write_clip(path, wav, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write a mono clip as a 16-bit PCM wav file, atomically.
 
     The samples go to a temporary file in the same folder first, which is then renamed onto
-    ``path`` (``os.replace``), so a killed run never leaves a half-written wav behind.
+    ``path`` (``asdlib.runtime.atomic_path``), so a killed run never leaves a half-written wav
+    behind.
 
     Args:
         path: the wav file to write; parent folders are created.
@@ -64,14 +63,8 @@ def write_clip(path, wav, sample_rate: int = SAMPLE_RATE) -> Path:
     if wav.ndim != 1:
         raise ValueError(f"write_clip({path}): wav must be 1-D [num_samples], got shape {wav.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, np.clip(wav, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with runtime.atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(wav, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     return path
 
 

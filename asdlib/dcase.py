@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import warnings
 import zipfile
 from importlib import resources
@@ -166,13 +165,6 @@ def _is_extracted(dest: Path, row) -> bool:
     return info.get("md5") == row["md5"] and all((dest / f).exists() for f in info.get("files", []))
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 def _extract(zip_path: Path, dest: Path, machine_type: str, progress: bool = False) -> list:
     """Unzip the wav files of one DCASE zip into ``<dest>/<machine_type>/{train,test}/``.
 
@@ -200,10 +192,9 @@ def _extract(zip_path: Path, dest: Path, machine_type: str, progress: bool = Fal
             relative = Path(machine_type, parts[splits[-1]], parts[-1])
             target = dest / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            with archive.open(member) as src, open(tmp, "wb") as out:
+            with runtime.atomic_path(target) as tmp, archive.open(member) as src, \
+                    open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, length=1 << 20)
-            os.replace(tmp, target)
             written.append(relative.as_posix())
     if ignored:
         warnings.warn(f"{zip_path.name}: {len(ignored)} wav file(s) outside a train/ or test/ "
@@ -282,7 +273,8 @@ def download(dest, types=None, subsets=("dev",), base_url: str | None = None,
             raise OSError(f"download of {name} from {url} broke off ({err}); {kept} bytes are "
                           f"kept in {partial}: call download() again to resume") from err
         files = _extract(Path(zip_path), dest, row["machine_type"], progress)
-        _write_json_atomic(_marker_path(dest, name), {"md5": row["md5"], "url": url, "files": files})
+        runtime.write_text_atomic(
+            json.dumps({"md5": row["md5"], "url": url, "files": files}), _marker_path(dest, name))
         if not keep_zips:
             Path(zip_path).unlink()
     return dest

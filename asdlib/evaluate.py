@@ -245,9 +245,8 @@ def write_dcase_files(scores: pd.DataFrame, folder) -> list:
 
 
 def _save_npz_atomic(target: Path, **arrays) -> None:
-    tmp = target.with_name(f".{target.name}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(target)
+    with runtime.atomic_path(target) as tmp:  # tmp ends in .npz, so numpy keeps its name
+        np.savez_compressed(tmp, **arrays)
 
 
 def read_metrics(folder) -> dict:

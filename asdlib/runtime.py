@@ -7,6 +7,7 @@ the setup that produced it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import tempfile
@@ -33,37 +34,43 @@ def home() -> Path:
     return Path(pooch.os_cache("asdlib")).resolve()
 
 
-def write_text_atomic(text: str, path) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`.
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside `path` to write to; renamed onto `path` when the block succeeds.
 
-    A reader never sees a half-written file, and a killed process leaves the old one intact.
+    A reader never sees a half-written file, and a failed or killed write leaves the old file
+    (or nothing) in place: the temporary file is removed when the block raises. It keeps the
+    suffix of `path` (`np.savez` and friends look at it).
+
+        with runtime.atomic_path(out / "embeddings.npz") as tmp:
+            np.savez_compressed(tmp, embedding=embedding)
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                               dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(text: str, path) -> None:
+    """Write `text` (UTF-8) to `path` atomically (see `atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def save_atomic(obj, path) -> None:
-    """`torch.save` to a temporary file beside `path`, then rename it over `path`."""
+    """`torch.save` to `path` atomically (see `atomic_path`)."""
     import torch
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _quiet_tqdm_auto():
@@ -82,7 +89,7 @@ def _quiet_tqdm_auto():
     return tqdm
 
 
-_quiet_tqdm_auto()
+_TQDM = _quiet_tqdm_auto()
 
 
 def progress_bar(iterable=None, *, show: bool = True, **kwargs):
@@ -94,9 +101,8 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
             build sets it: progress bars help whoever waits, not the static pages).
         **kwargs: passed to ``tqdm`` (``desc``, ``unit``, ``total``, ``leave``, ...).
     """
-    tqdm = _quiet_tqdm_auto()
     disabled_by_env = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
-    return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
+    return _TQDM(iterable, disable=not show or disabled_by_env, **kwargs)
 
 
 def device(name: str | None = None):

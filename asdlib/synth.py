@@ -30,9 +30,7 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -703,16 +701,8 @@ def _write_chunk(chunk, out, seed, seconds, skip_existing) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically (`asdlib.runtime.write_text_atomic`)."""
+    runtime.write_text_atomic(json.dumps(data, indent=2) + "\n", path)
 
 
 def _read_json(path: Path):
