@@ -39,10 +39,9 @@ import time
 
 import torch
 
+from asdlib.layout import SAMPLE_RATE
+
 __all__ = ["add_arguments", "bench", "run", "time_it"]
-
-SAMPLE_RATE = 16000
-
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -93,7 +92,7 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
     from asdlib.features import LogMel
     from asdlib.losses import mix_batch, noisy_arcmix_loss
     from asdlib.models import TASTgramNet, count_parameters
-    from asdlib.train import reuse_freed_memory
+    from asdlib.train import reuse_freed_memory, speed_up
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -115,13 +114,8 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
     for clip_seconds in seconds:
         num_samples = int(clip_seconds * SAMPLE_RATE)
         torch.manual_seed(2023)
-        model = TASTgramNet(num_classes, num_samples=num_samples).to(device)
-        if not reference:
-            model = model.to(memory_format=torch.channels_last)
-        if compile_model:
-            # In place, so the parameter names stay those of the reference
-            model.tgramnet.compile()
-            model.mobilefacenet.compile()
+        model = speed_up(TASTgramNet(num_classes, num_samples=num_samples).to(device),
+                         channels_last=not reference, compile_model=compile_model)
         logmel_fn = LogMel().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=not reference)
         for batch in batch_sizes:

@@ -68,6 +68,7 @@ __all__ = [
     "load_model",
     "read_run_info",
     "reuse_freed_memory",
+    "speed_up",
     "train",
 ]
 
@@ -203,6 +204,22 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
                   n_mels=config.n_mels, hop_length=config.hop_length,
                   win_length=config.win_length, margin=config.margin, scale=config.scale,
                   sub_centers=config.sub_centers)
+
+
+def speed_up(model: nn.Module, channels_last: bool = True, compile_model: bool = False):
+    """The speed settings of the training loop; they change how fast, not what is computed.
+
+    `channels_last`: the NHWC memory layout (about 1.4x faster on this book's CPU: PReLU and
+    convolution backward). `compile_model`: `torch.compile` of the Tgram network and the
+    MobileFaceNet, in place, so that the state-dict names stay those of the reference.
+    `asdlib.bench` times the model exactly as set up here.
+    """
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile_model:
+        model.tgramnet.compile()
+        model.mobilefacenet.compile()
+    return model
 
 
 def build_logmel(config: TrainConfig) -> nn.Module:
@@ -599,12 +616,7 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         # ---- seeds, model, optimizer, schedule
         torch.manual_seed(config.seed)
         np.random.seed(config.seed % 2**32)
-        model = build_model(config, len(cmap)).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if compile_model:
-            model.tgramnet.compile()
-            model.mobilefacenet.compile()
+        model = speed_up(build_model(config, len(cmap)).to(device), channels_last, compile_model)
         logmel_fn = build_logmel(config).to(device)
         # foreach: one fused update over all tensors (the default on CUDA only); same maths
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
@@ -696,19 +708,19 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
                           "seconds": time.perf_counter() - started, "best": is_best}
                 history.append(record)
                 state = _contiguous_state(model)
+                # What both checkpoints carry: enough to rebuild and check the model
+                header = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
+                          "class_map": info["class_map"], "dataset": dataset,
+                          "epoch": epoch + 1, "model": state}
                 if is_best:
                     best_val_loss = val_loss
-                    runtime.save_atomic({"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
-                                  "class_map": info["class_map"], "dataset": dataset,
-                                  "epoch": epoch + 1, "val_loss": val_loss,
-                                  "val_accuracy": val_accuracy, "model": state}, out_dir / BEST)
-                runtime.save_atomic({"format": CHECKPOINT_FORMAT, "config": config.to_dict(),
-                              "class_map": info["class_map"], "dataset": dataset,
-                              "epoch": epoch + 1, "model": state,
-                              "optimizer": optimizer.state_dict(),
-                              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                              "rng": _rng_state(), "history": history,
-                              "best_val_loss": best_val_loss}, last_path)
+                    runtime.save_atomic({**header, "val_loss": val_loss,
+                                         "val_accuracy": val_accuracy}, out_dir / BEST)
+                runtime.save_atomic({**header, "optimizer": optimizer.state_dict(),
+                                     "scheduler": scheduler.state_dict(),
+                                     "scaler": scaler.state_dict(), "rng": _rng_state(),
+                                     "history": history, "best_val_loss": best_val_loss},
+                                    last_path)
                 runtime.write_text_atomic(pd.DataFrame(history).to_csv(index=False), out_dir / HISTORY)
                 epochs.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{val_accuracy:.2f}")
                 if on_epoch_end is not None:
