@@ -30,6 +30,28 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """``smoke_data("fan", ...)``: smoke-profile synthetic data of those machine types.
+
+    Generated once per test session and shared: tests only read it (a test that changes its
+    data generates its own).
+    """
+    from asdlib import synth
+
+    made = {}
+
+    def make(*types: str) -> Path:
+        key = tuple(sorted(types))
+        if key not in made:
+            root = tmp_path_factory.mktemp("smoke_" + "-".join(key))
+            synth.generate(root, profile="smoke", types=list(key), progress=False)
+            made[key] = root
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory) -> Path:
     """Build the whole book once, in the smoke profile, with warnings as errors.
 

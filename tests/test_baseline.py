@@ -232,12 +232,10 @@ def test_settings_follow_the_profile():
 
 
 @pytest.fixture(scope="module")
-def tiny_results(tmp_path_factory):
-    from asdlib import dcase, synth
+def tiny_results(smoke_data):
+    from asdlib import dcase
 
-    root = tmp_path_factory.mktemp("synth") / "smoke_fan"
-    synth.generate(root, profile="smoke", types=["fan"], progress=False)
-    index = dcase.build_index(root)
+    index = dcase.build_index(smoke_data("fan"))
     return run_baseline(index, profile="smoke", progress=False)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from asdlib import synth
 from asdlib.__main__ import COMMANDS, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,9 +94,8 @@ def test_errors_name_the_argument(tmp_path, capsys):
     assert status != 0 and "--subsets" in err and "extra" in err
 
 
-def test_train_refuses_a_run_folder_of_another_config(tmp_path, capsys):
-    data = tmp_path / "data"
-    synth.generate(data, profile="smoke", types=["pump"], progress=False)
+def test_train_refuses_a_run_folder_of_another_config(tmp_path, capsys, smoke_data):
+    data = smoke_data("pump")
     run = tmp_path / "run"
     status, out, err = run_main(capsys, "train", "--data", data, "--profile", "smoke", "--out", run,
                                 "--quiet")

@@ -13,7 +13,6 @@ import sys
 import pytest
 import torch
 
-from asdlib import synth
 from asdlib.evaluate import evaluate
 from asdlib.train import TrainConfig, load_checkpoint, train
 
@@ -31,9 +30,8 @@ def _keys(value, prefix=""):
     return set()
 
 
-def test_torchrun_with_two_processes_gives_the_same_metrics_format(tmp_path):
-    root = tmp_path / "data"
-    synth.generate(root, profile="smoke", types=["fan"], progress=False)
+def test_torchrun_with_two_processes_gives_the_same_metrics_format(tmp_path, smoke_data):
+    root = smoke_data("fan")
     out = tmp_path / "ddp_run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",

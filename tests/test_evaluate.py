@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from asdlib import synth
 from asdlib.evaluate import SCORES, anomaly_scores, evaluate, gamma_threshold
 from asdlib.features import LogMel
 from asdlib.train import TrainConfig, load_model, train
@@ -24,12 +23,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, smoke_data):
     """A smoke-profile run on two machine types (8 IDs), trained for one epoch."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ASDLIB_HOME", str(tmp_path_factory.mktemp("home")))
-        root = tmp_path_factory.mktemp("data")
-        synth.generate(root, profile="smoke", types=["fan", "ToyCar"], progress=False)
+        root = smoke_data("fan", "ToyCar")
         run_dir = tmp_path_factory.mktemp("run")
         train(TrainConfig.from_profile("smoke", num_epochs=1), root, run_dir,
               progress=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from asdlib import experiments, synth
+from asdlib import experiments
 from asdlib.train import TrainConfig, dataset_fingerprint, train
 
 
@@ -18,10 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def valve_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("valve_data")
-    synth.generate(root, profile="smoke", types=["valve"], progress=False)
-    return root
+def valve_data(smoke_data):
+    return smoke_data("valve")
 
 
 @pytest.fixture(scope="module")

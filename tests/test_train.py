@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 
-from asdlib import synth
 from asdlib.train import (
     MODES,
     TrainConfig,
@@ -25,11 +24,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def fan_data(tmp_path_factory):
+def fan_data(smoke_data):
     """Smoke-profile synthetic data of one machine type: 4 IDs x 6 training clips of 1 s."""
-    root = tmp_path_factory.mktemp("fan_data")
-    synth.generate(root, profile="smoke", types=["fan"], progress=False)
-    return root
+    return smoke_data("fan")
 
 
 def smoke_config(**overrides) -> TrainConfig:
