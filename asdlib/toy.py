@@ -55,6 +55,7 @@ __all__ = [
     "angles_to_class",
     "make_toy",
     "mix_pairs",
+    "mixed_batch",
     "summarize",
     "toy_auc",
     "toy_epochs",
@@ -285,6 +286,26 @@ def summarize(runs: dict) -> pd.DataFrame:
     else:
         index = pd.Index(keys)
     return pd.DataFrame(rows, index=index)
+
+
+def mixed_batch(seed: int = 0):
+    """The small made-up mixed batch that chapters 6 and 7 compute their losses on by hand.
+
+    Six clips with 8-d embeddings and five classes; clip ``i`` of class ``y_a[i]`` was mixed
+    with a clip of class ``y_b[i]``, always another class.
+
+    Returns:
+        ``(embedding, weight, y_a, y_b)``.
+
+    Shapes:
+        - embedding: [6, 8]; weight: [5, 8] (one row per class); y_a, y_b: [6]
+    """
+    gen = torch.Generator().manual_seed(seed)
+    embedding = torch.randn(6, 8, generator=gen)  # [batch, dim]
+    weight = torch.randn(5, 8, generator=gen)  # [classes, dim]
+    y_a = torch.tensor([0, 1, 2, 3, 4, 0])  # [batch]
+    y_b = torch.tensor([1, 2, 3, 4, 0, 2])  # [batch]
+    return embedding, weight, y_a, y_b
 
 
 def mix_pairs(data: ToyData, num_points: int = 400, seed: int = 0):

@@ -164,3 +164,15 @@ def test_warm_up_is_shared_by_the_modes(data):
     a = toy.train_toy("arcface", seed=0, epochs=0, warmup_epochs=2, data=data)
     b = toy.train_toy("noisy_arcmix", seed=0, epochs=0, warmup_epochs=2, data=data)
     assert torch.equal(a.embedding["test"], b.embedding["test"])
+
+
+def test_mixed_batch_of_chapters_6_and_7():
+    from asdlib import toy
+
+    embedding, weight, y_a, y_b = toy.mixed_batch(0)
+    assert embedding.shape == (6, 8) and weight.shape == (5, 8)
+    assert y_a.shape == y_b.shape == (6,) and bool((y_a != y_b).all())
+    assert int(max(y_a.max(), y_b.max())) < weight.shape[0]
+    again = toy.mixed_batch(0)
+    assert all(torch.equal(a, b) for a, b in zip((embedding, weight, y_a, y_b), again))
+    assert not torch.equal(toy.mixed_batch(1)[0], embedding)
