@@ -104,7 +104,7 @@ def main() -> int:
         out = record(step_losses, Path(tmp))
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {OUT}: " + ", ".join(f"{k}: {len(v['step_losses'])} steps" for k, v in out.items()))
+    print(f"wrote {OUT}: {sorted(out)}")
     return 0
 
 
