@@ -3,7 +3,8 @@
 Explained in chapter 1 ("The task and the data"). Every clip of DCASE 2020 Task 2 is a 16 kHz
 mono 10 s wav file. Real files are not always that tidy, so :func:`read_clip` checks and repairs:
 
-- a corrupt or truncated file raises :class:`ClipError`, which names the file;
+- a corrupt or truncated file, or a float file holding NaN or infinite samples, raises
+  :class:`ClipError`, which names the file;
 - a wrong sample rate is resampled to ``sample_rate`` (with a warning);
 - a multi-channel file keeps one channel (``channel=0``, the first; DCASE used channel 1);
 - a short clip is zero-padded at the end, a long clip is cropped to ``num_samples``.
@@ -97,6 +98,10 @@ def _read_one(path, num_samples: int, sample_rate: int, channel: int):
                               f"the file holds {cut.group(2)}")
     if data.shape[0] == 0:
         raise ClipError(path, "the file holds no samples (empty or truncated)")
+    bad = ~np.isfinite(data)
+    if bad.any():  # a float wav can hold NaN or Inf; a PCM one cannot
+        raise ClipError(path, f"{int(bad.sum())} sample(s) are NaN or infinite (a float wav "
+                              "written from a broken computation?); expected finite samples")
     repairs = []
     # [samples, channels] -> [samples]; a mono file has only one channel to give
     if data.shape[1] > 1:
@@ -125,7 +130,7 @@ _REPAIR_TEXT = {
 }
 
 
-def _warn_counts(counts: Counter, examples: dict, num_samples, sample_rate, channel, stacklevel=3):
+def warn_counts(counts: Counter, examples: dict, num_samples, sample_rate, channel, stacklevel=3):
     """One :class:`ClipWarning` per kind of repair, with its count and a few example files."""
     for kind, text in _REPAIR_TEXT.items():
         if counts.get(kind):
@@ -156,7 +161,7 @@ def read_clip(path, num_samples: int, sample_rate: int = SAMPLE_RATE, channel: i
     """
     wav, repairs = _read_one(path, num_samples, sample_rate, channel)
     counts = Counter(repairs)
-    _warn_counts(counts, {kind: [path] for kind in repairs}, num_samples, sample_rate, channel)
+    warn_counts(counts, {kind: [path] for kind in repairs}, num_samples, sample_rate, channel)
     return wav
 
 
@@ -233,5 +238,5 @@ def read_clips(paths, num_samples: int, sample_rate: int = SAMPLE_RATE, channel:
     for _, wav in iter_clips(paths, num_samples, sample_rate, channel, on_error, report, progress):
         wavs[count] = wav
         count += 1
-    _warn_counts(report.counts, report.files, num_samples, sample_rate, channel)
+    warn_counts(report.counts, report.files, num_samples, sample_rate, channel)
     return wavs[:count], report

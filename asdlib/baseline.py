@@ -32,8 +32,6 @@ Everything here is written for this book (PyTorch, not the original Keras code).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -43,7 +41,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asdlib import runtime
+from asdlib import audio, dcase, layout, metrics, profiles, runtime, store, synth
 from asdlib.features import LogMel
 
 __all__ = [
@@ -51,9 +49,8 @@ __all__ = [
     "N_FFT",
     "HOP_LENGTH",
     "N_MELS",
-    "BaselineSettings",
-    "SETTINGS",
-    "settings_for",
+    "BATCH_SIZE",
+    "LR",
     "baseline_logmel",
     "frame_windows",
     "DCASEAutoencoder",
@@ -77,33 +74,10 @@ HOP_LENGTH = 512
 N_MELS = 128
 
 
-@dataclasses.dataclass(frozen=True)
-class BaselineSettings:
-    """Training sizes of the autoencoder for one profile.
-
-    The original recipe trains 100 epochs with batches of 512 windows and Adam (lr 1e-3);
-    the smaller profiles train fewer epochs so that chapter 2 runs in a minute on a CPU.
-    """
-
-    num_epochs: int
-    batch_size: int = 512
-    lr: float = 1e-3
-
-
-#: Autoencoder settings per profile name (``asdlib.profiles``).
-SETTINGS = {
-    "smoke": BaselineSettings(num_epochs=2),
-    "book": BaselineSettings(num_epochs=12),
-    "paper": BaselineSettings(num_epochs=100),
-}
-
-
-def settings_for(profile) -> BaselineSettings:
-    """The :class:`BaselineSettings` of a profile (a ``Profile`` or its name)."""
-    name = getattr(profile, "name", profile)
-    if name not in SETTINGS:
-        raise ValueError(f"profile: no autoencoder settings for {name!r}; known: {sorted(SETTINGS)}")
-    return SETTINGS[name]
+#: Windows per Adam step, and Adam's learning rate: the original recipe. Its epochs (100 in the
+#: original) are a size, so they live in the profile: ``Profile.baseline_epochs``.
+BATCH_SIZE = 512
+LR = 1e-3
 
 
 def baseline_logmel(n_mels: int = N_MELS, sample_rate: int = 16000) -> LogMel:
@@ -348,9 +322,6 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
     Shapes:
         windows: ``[num_windows, input_dim]``
     """
-
-    from asdlib.runtime import device as default_device
-
     _check_windows(windows)
     if windows.dim() != 2 or len(windows) < 2:
         raise ValueError(
@@ -363,7 +334,7 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     _check_threads(num_threads)
-    device = default_device(device) if not isinstance(device, torch.device) else device
+    device = runtime.device(device) if not isinstance(device, torch.device) else device
     if model is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -425,10 +396,8 @@ def clip_windows(paths, num_samples: int, logmel: nn.Module | None = None,
     Shapes:
         output: ``[clips, windows, frames * n_mels]``
     """
-    from asdlib.audio import read_clips
-
     logmel = baseline_logmel() if logmel is None else logmel
-    wavs, _ = read_clips(list(paths), num_samples, progress=progress)
+    wavs, _ = audio.read_clips(list(paths), num_samples, progress=progress)
     # [clips, samples]
     wavs = torch.from_numpy(wavs)
     out = []
@@ -447,7 +416,7 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
         index: clips of a DCASE data root (:func:`asdlib.dcase.build_index`); the ``train``
             split of a type trains its model, its ``test`` split (normal and anomaly) is scored.
         profile: a ``Profile`` or its name (default: the active one); it sets the clip length
-            and, through :func:`settings_for`, the epochs, batch size and learning rate.
+            and the epochs (``Profile.baseline_epochs``; batch ``BATCH_SIZE``, Adam ``LR``).
         seed: seeds every model's initial weights and shuffling.
         progress: show progress bars.
         machine_types: the types to run (default: all in the index).
@@ -458,18 +427,13 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
         ``asdlib.metrics``; a dict machine type -> trained model; a dict machine type ->
         list of epoch losses.
     """
-
-    from asdlib.layout import SAMPLE_RATE
-    from asdlib.profiles import Profile, get_profile
-
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    settings = settings_for(profile)
+    profile = profiles.get_profile(profile)
     required = {"path", "machine_type", "machine_id", "split", "is_anomaly"}
     if not isinstance(index, pd.DataFrame) or not required <= set(index.columns):
         raise ValueError(f"index must be a DataFrame from asdlib.dcase.build_index with columns "
                          f"{sorted(required)}")
     types = list(dict.fromkeys(index["machine_type"])) if machine_types is None else list(machine_types)
-    num_samples = int(round(profile.seconds * SAMPLE_RATE))
+    num_samples = layout.num_samples(profile.seconds)
     logmel = baseline_logmel()
     frames, models, losses = [], {}, {}
     for machine_type in runtime.progress_bar(types, show=progress, desc="machine types"):
@@ -483,7 +447,7 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
         train_windows = clip_windows(train["path"], num_samples, logmel)
         train_windows = train_windows.reshape(-1, train_windows.shape[-1])
         model, history = train_autoencoder(
-            train_windows, settings.num_epochs, settings.batch_size, settings.lr, seed=seed,
+            train_windows, profile.baseline_epochs, BATCH_SIZE, LR, seed=seed,
             progress=progress, desc=machine_type)
         # [test clips]
         score = score_clips(model, clip_windows(test["path"], num_samples, logmel))
@@ -506,10 +470,11 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
     """:func:`run_baseline` on the clips of ``data_root``, computed once and then read back.
 
     Like the training runs of ``asdlib.experiments``, the result is a pure function of its
-    inputs, so it is kept in ``<ASDLIB_HOME>/baseline/<hash>/``, where ``<hash>`` hashes the
-    profile's autoencoder settings, the clip length, the seed and the dataset fingerprint
-    (``asdlib.train.dataset_fingerprint``: content, not location). A rebuilt book trains the
-    autoencoders only once.
+    inputs, so it is kept in the `asdlib.store` folder ``<ASDLIB_HOME>/baseline/<hash>/``, where
+    ``<hash>`` hashes the epochs, batch size and learning rate, the clip length, the seed and
+    the dataset fingerprint (``asdlib.dcase.dataset_fingerprint``: content, not location). A
+    rebuilt book trains the autoencoders only once, and two processes that want the same
+    ones train them once.
 
     Args:
         data_root: a folder in the DCASE layout (synthetic or real).
@@ -521,38 +486,34 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
         ``(results, models, losses)`` as :func:`run_baseline` returns them; the ``path``
         column points into ``data_root``.
     """
-    from asdlib import dcase
-    from asdlib.profiles import Profile, get_profile
-    from asdlib.train import dataset_fingerprint
-
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    profile = profiles.get_profile(profile)
     root = Path(data_root).expanduser().resolve()
-    key = {"version": CACHE_VERSION, "settings": dataclasses.asdict(settings_for(profile)),
-           "seconds": profile.seconds, "seed": seed, "dataset": dataset_fingerprint(root)["hash"]}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    folder = runtime.home() / "baseline" / digest
-    # models.pt is written last: its presence means the folder is complete
-    if (folder / "models.pt").exists():
-        results = pd.read_csv(folder / "results.csv", dtype={"machine_id": str})
-        results["path"] = [str(root / path) for path in results["path"]]
-        losses = json.loads((folder / "losses.json").read_text())
-        models = {}
-        for machine_type, saved in torch.load(folder / "models.pt").items():
-            model = DCASEAutoencoder(input_dim=saved["input_dim"])
-            model.load_state_dict(saved["state"])
-            models[machine_type] = model.eval()
-        return results, models, losses
+    key = {"version": CACHE_VERSION, "settings": {"num_epochs": profile.baseline_epochs,
+                                                  "batch_size": BATCH_SIZE, "lr": LR},
+           "seconds": profile.seconds, "seed": seed,
+           "dataset": dcase.dataset_fingerprint(root)["hash"]}
 
-    results, models, losses = run_baseline(dcase.build_index(root), profile, seed=seed,
-                                           progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    relative = results.assign(path=[str(Path(path).resolve().relative_to(root))
-                                    for path in results["path"]])
-    runtime.write_text_atomic(relative.to_csv(index=False), folder / "results.csv")
-    runtime.write_text_atomic(json.dumps(losses), folder / "losses.json")
-    runtime.write_text_atomic(json.dumps(key, indent=1) + "\n", folder / "key.json")
-    runtime.save_atomic({machine_type: {"input_dim": model.input_dim, "state": model.state_dict()}
-                         for machine_type, model in models.items()}, folder / "models.pt")
+    def build(work: Path) -> None:
+        results, models, losses = run_baseline(dcase.build_index(root), profile, seed=seed,
+                                               progress=progress)
+        relative = results.assign(path=[str(Path(path).resolve().relative_to(root))
+                                        for path in results["path"]])
+        runtime.write_text_atomic(relative.to_csv(index=False), work / "results.csv")
+        runtime.write_text_atomic(json.dumps(losses), work / "losses.json")
+        runtime.write_text_atomic(json.dumps(key, indent=1) + "\n", work / "key.json")
+        runtime.save_atomic({machine_type: {"input_dim": model.input_dim, "state": model.state_dict()}
+                             for machine_type, model in models.items()}, work / "models.pt")
+
+    folder = store.folder(runtime.home() / "baseline", store.key(key, length=12), build,
+                          description="the chapter-2 autoencoders")
+    results = pd.read_csv(folder / "results.csv", dtype={"machine_id": str})
+    results["path"] = [str(root / path) for path in results["path"]]
+    losses = json.loads((folder / "losses.json").read_text())
+    models = {}
+    for machine_type, saved in torch.load(folder / "models.pt").items():
+        model = DCASEAutoencoder(input_dim=saved["input_dim"])
+        model.load_state_dict(saved["state"])
+        models[machine_type] = model.eval()
     return results, models, losses
 
 
@@ -573,30 +534,24 @@ def auc_by_anomaly_kind(results: pd.DataFrame, max_fpr: float = 0.1) -> pd.DataF
         ``nature`` (``asdlib.synth.ANOMALY_NATURE``: spectral, temporal, modulation),
         ``auc``, ``pauc`` and ``n_anomaly``.
     """
-    from pathlib import Path
-
-    from asdlib.layout import parse_filename
-    from asdlib.metrics import TABLE_TYPES, auc_pauc
-    from asdlib.synth import ANOMALY_NATURE, anomaly_kind
-
     if not isinstance(results, pd.DataFrame) or not {"path", "machine_type", "label", "score"} <= set(results.columns):
         raise ValueError("results must be a results frame with columns path, machine_type, "
                          "label and score (as run_baseline returns)")
     rows = []
-    types = [t for t in TABLE_TYPES if t in set(results["machine_type"])]
+    types = [t for t in metrics.TABLE_TYPES if t in set(results["machine_type"])]
     for machine_type in types:
         of_type = results[results["machine_type"] == machine_type]
         normal = of_type[of_type["label"] == 0]
         anomalous = of_type[of_type["label"] == 1]
         # The clip number NNNNNNNN of each anomalous file name gives its kind
-        numbers = [parse_filename(Path(path).name)[2] for path in anomalous["path"]]
-        kinds = np.array([anomaly_kind(machine_type, number) for number in numbers])
+        numbers = [layout.parse_filename(Path(path).name)[2] for path in anomalous["path"]]
+        kinds = np.array([synth.anomaly_kind(machine_type, number) for number in numbers])
         for kind in sorted(set(kinds.tolist())):
             chosen = anomalous[kinds == kind]
             labels = np.r_[np.zeros(len(normal)), np.ones(len(chosen))]
             score = np.r_[normal["score"].to_numpy(), chosen["score"].to_numpy()]
-            auc, pauc = auc_pauc(labels, score, max_fpr)
+            auc, pauc = metrics.auc_pauc(labels, score, max_fpr)
             rows.append({"machine_type": machine_type, "kind": kind,
-                         "nature": ANOMALY_NATURE[(machine_type, kind)],
+                         "nature": synth.ANOMALY_NATURE[(machine_type, kind)],
                          "auc": auc, "pauc": pauc, "n_anomaly": len(chosen)})
     return pd.DataFrame(rows).set_index(["machine_type", "kind"])

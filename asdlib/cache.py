@@ -9,10 +9,11 @@ split is decoded ONCE into a cache folder:
   chunks of :data:`CHUNK_CLIPS` clips, so the RAM used does not grow with the number of clips;
 - ``index.csv``: the index rows of the cached clips, with their ``class_label``;
 - ``logmel.npy`` (optional): float16 log-Mel spectrograms ``[clips, n_mels, frames]``;
-- ``meta.json``: the inputs and the repair counts; ``COMPLETE``: written last.
+- ``meta.json``: the inputs and the repair counts.
 
-The cache is built in a temporary folder and renamed into place after ``COMPLETE`` is written,
-so a killed build never leaves a cache that looks complete. The folder name is a hash of every
+The cache is an `asdlib.store` folder: built in a temporary folder, marked complete and renamed
+into place, under a file lock, so a killed build never leaves a cache that looks complete and two
+processes that want the same cache build it once. The folder name is a hash of every
 input (the files in order with their sizes and modification times, the labels, ``num_samples``,
 ``sample_rate``, the options and :data:`FORMAT_VERSION`): change any of them and a new cache is
 built; build again with the same inputs and nothing happens.
@@ -23,11 +24,8 @@ built; build again with the same inputs and nothing happens.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +33,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from asdlib import audio
+from asdlib import audio, dcase, features, store
 from asdlib.layout import SAMPLE_RATE
 
 #: Bumped whenever the files of a cache change meaning; part of the cache key.
@@ -44,8 +42,6 @@ FORMAT_VERSION = 1
 CHUNK_CLIPS = 32
 #: Clips per log-Mel batch while building (bounds the STFT's memory).
 LOGMEL_BATCH = 8
-#: Name of the completion marker, written last.
-MARKER = "COMPLETE"
 
 
 def _as_index(index) -> pd.DataFrame:
@@ -64,12 +60,10 @@ def _labels(index: pd.DataFrame, class_map) -> np.ndarray:
             raise ValueError("class_map given, but the index has no machine_type/machine_id columns")
         return np.full(len(index), -1, dtype=np.int64)
     if class_map is None:
-        from asdlib.dcase import class_map as make_class_map
-
         if "split" not in index.columns or not (index["split"] == "train").any():
             raise ValueError("the index has no training clip to derive the classes from: pass "
                              "class_map=asdlib.dcase.class_map(training_index)")
-        class_map = make_class_map(index)
+        class_map = dcase.class_map(index)
     keys = list(zip(index["machine_type"], index["machine_id"]))
     missing = sorted({k for k in keys if k not in class_map})
     if missing:
@@ -108,8 +102,7 @@ def cache_key(index, num_samples: int, sample_rate: int = SAMPLE_RATE, class_map
         "logmel": None if logmel is None else dict(sorted(logmel.items())),
         "on_error": on_error,
     }
-    text = json.dumps(inputs, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return store.key(inputs)
 
 
 def _start_npy(path: Path, shape: tuple, dtype) -> "tuple":
@@ -159,33 +152,25 @@ def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RA
         raise ValueError("build_cache: the index is empty")
     labels = _labels(index, class_map)
     key = cache_key(index, num_samples, sample_rate, class_map, channel, logmel, on_error)
-    cache_dir = Path(cache_dir)
-    final = cache_dir / f"clips-{key}"
-    if (final / MARKER).exists():
-        return final
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f".tmp-clips-{key}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        report = _write_cache(tmp, index, labels, num_samples, sample_rate, channel, logmel,
+    warnings_to_give = []
+
+    def build(work: Path) -> None:
+        for leftover in work.iterdir():  # a killed build's files: start again
+            leftover.unlink()
+        report = _write_cache(work, index, labels, num_samples, sample_rate, channel, logmel,
                               on_error, progress)
         meta = {"key": key, "format_version": FORMAT_VERSION, "num_clips": len(report.kept),
                 "num_samples": int(num_samples), "sample_rate": int(sample_rate),
                 "channel": channel, "logmel": logmel, "on_error": on_error,
                 "repairs": dict(report.counts)}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        (tmp / MARKER).write_text("complete\n")  # last: the cache is whole from here on
-        if final.exists():  # a folder without marker (should not happen): replace it
-            shutil.rmtree(final)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / MARKER).exists():  # not another process that finished first
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    audio._warn_counts(report.counts, report.files, num_samples, sample_rate, channel, stacklevel=2)
+        (work / "meta.json").write_text(json.dumps(meta, indent=1))
+        warnings_to_give.append(report)
+
+    final = store.folder(cache_dir, f"clips-{key}", build,
+                         description=f"the clip cache of {len(index)} clips")
+    for report in warnings_to_give:
+        audio.warn_counts(report.counts, report.files, num_samples, sample_rate, channel,
+                          stacklevel=2)
     return final
 
 
@@ -196,10 +181,8 @@ def _write_cache(folder, index, labels, num_samples, sample_rate, channel, logme
     wav_file, _ = _start_npy(folder / "wavs.npy", (num_clips, num_samples), np.int16)
     mel_file = to_logmel = None
     if logmel is not None:
-        from asdlib.features import LogMel, num_frames
-
-        to_logmel = LogMel(sample_rate=sample_rate, **logmel).eval()
-        shape = (num_clips, to_logmel.n_mels, num_frames(num_samples, to_logmel.hop_length))
+        to_logmel = features.LogMel(sample_rate=sample_rate, **logmel).eval()
+        shape = (num_clips, to_logmel.n_mels, features.num_frames(num_samples, to_logmel.hop_length))
         mel_file, _ = _start_npy(folder / "logmel.npy", shape, np.float16)
     report = audio.ReadReport()
     chunk = np.zeros((CHUNK_CLIPS, num_samples), dtype=np.int16)
@@ -257,9 +240,9 @@ class ClipDataset(Dataset):
 
     def __init__(self, path, with_logmel: bool = False):
         self.path = Path(path)
-        if not (self.path / MARKER).exists():
-            raise FileNotFoundError(f"{self.path} is not a complete asdlib cache (no {MARKER} "
-                                    "marker); build it with asdlib.cache.build_cache")
+        if not store.is_complete(self.path):
+            raise FileNotFoundError(f"{self.path} is not a complete asdlib cache (no "
+                                    f"{store.MARKER} marker); build it with asdlib.cache.build_cache")
         self.meta = json.loads((self.path / "meta.json").read_text())
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{self.path}: cache format {self.meta.get('format_version')}, this "

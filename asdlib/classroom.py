@@ -16,7 +16,6 @@ book's notebooks every exercise has three parts:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from asdlib import runtime
@@ -109,19 +108,3 @@ def student_edition(book_dir, out_dir) -> list:
         written.append(target)
     runtime.write_text_atomic(_README, out_dir / "README.md")
     return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--book", default="book",
-                        help="folder of the chapters, the repository's book/ (default: book)")
-    parser.add_argument("--out", default=str(Path("_build") / "student"),
-                        help="where to write the student edition (default: _build/student)")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        written = student_edition(args.book, args.out)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"python -m asdlib student: error: {err}") from None
-    print(f"student edition: {len(written)} chapters without solutions in {Path(args.out)}")
-    return 0

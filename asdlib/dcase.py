@@ -21,11 +21,13 @@ byte-identical copy for readers (a test checks it).
 :func:`download` fetches, verifies and unzips them into the DCASE layout
 ``<dest>/<type>/{train,test}/*.wav``; :func:`build_index` lists the clips of such a folder as a
 DataFrame; :func:`class_map` turns the training IDs into class indices (the authors' 41 classes
-when every ID is there).
+when every ID is there); :func:`dataset_fingerprint` names a data root (synthetic or real) by its
+content, so that results computed from it can be found again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -36,6 +38,8 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
+import pooch
+import requests
 
 from asdlib import runtime
 from asdlib.layout import ALL_IDS, DEV_IDS, MACHINE_TYPES, parse_filename, reference_class_map
@@ -123,8 +127,6 @@ def _http_download(url: str, output_file: str, partial: Path, progress: bool, de
     and the next call asks only for the rest. When the whole file is there it is moved onto
     ``output_file``, so a failed MD5 check (pooch then deletes its temporary file) leaves nothing.
     """
-    import requests
-
     done = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={done}-"} if done else {}
     with requests.get(url, headers=headers, stream=True, timeout=60) as response:
@@ -239,10 +241,9 @@ def download(dest, types=None, subsets=("dev",), base_url: str | None = None,
 
     Raises:
         ValueError: unknown type or subset, or an MD5 mismatch (the message names the zip).
-        OSError / requests.RequestException: the download broke; call again to resume.
+        OSError: the download broke (no network, a server error, a cut connection); the
+            message says what is kept and how to resume (the same call or command again).
     """
-    import pooch
-
     dest = Path(dest)
     types = _check_names(MACHINE_TYPES if types is None else types, MACHINE_TYPES, "types")
     subsets = _check_names(subsets, SUBSETS, "subsets")
@@ -270,8 +271,11 @@ def download(dest, types=None, subsets=("dev",), base_url: str | None = None,
                              f"kept. Expected md5 {row['md5']}. Details: {err}") from err
         except OSError as err:  # requests' errors are OSErrors too
             kept = partial.stat().st_size if partial.exists() else 0
-            raise OSError(f"download of {name} from {url} broke off ({err}); {kept} bytes are "
-                          f"kept in {partial}: call download() again to resume") from err
+            what = (f"{kept} bytes are kept in {partial} and the next attempt resumes from there"
+                    if kept else "nothing was downloaded")
+            raise OSError(f"download of {name} from {url} failed ({err}); {what}. Check the "
+                          f"network (or --base-url / {URL_ENV_VAR}), then run the same "
+                          f"download again") from err
         files = _extract(Path(zip_path), dest, row["machine_type"], progress)
         runtime.write_text_atomic(
             json.dumps({"md5": row["md5"], "url": url, "files": files}), _marker_path(dest, name))
@@ -357,12 +361,13 @@ def build_index(root, subsets=None) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: ``root`` is missing or holds no clip; the message shows the layout.
+        ValueError: a ``train/`` folder holds a clip that is not named ``normal_...``.
     """
     root = Path(root).absolute()  # absolute paths: the cache key must not depend on the cwd
     subsets = SUBSETS if subsets is None else _check_names(subsets, SUBSETS, "subsets")
     if not root.is_dir():
         raise FileNotFoundError(f"DCASE data root {root} does not exist.\n{EXPECTED_LAYOUT}")
-    rows, bad, seen = [], [], {}
+    rows, bad, seen, not_normal = [], [], {}, []
     duplicates = 0
     for machine_type, folder in _type_folders(root):
         for split in ("train", "test"):
@@ -372,6 +377,9 @@ def build_index(root, subsets=None) -> pd.DataFrame:
                     bad.append(path)
                     continue
                 label, machine_id, number = parsed
+                if split == "train" and label != "normal":
+                    not_normal.append(path)
+                    continue
                 key = (machine_type, split, path.name)
                 if key in seen:  # same clip in two layouts (e.g. root/fan and root/dev_data/fan)
                     duplicates += 1
@@ -381,6 +389,12 @@ def build_index(root, subsets=None) -> pd.DataFrame:
                 is_anomaly = {"normal": 0, "anomaly": 1, "unknown": -1}[label]
                 rows.append((str(path), machine_type, machine_id, split, label, is_anomaly,
                              number, subset))
+    if not_normal:
+        examples = ", ".join(str(p) for p in not_normal[:3])
+        raise ValueError(f"{len(not_normal)} clip(s) in a train/ folder under {root} are not "
+                         f"named normal_id_XX_NNNNNNNN.wav, e.g. {examples}: the training data of "
+                         "this task is normal clips only (an anomalous clip there would be "
+                         "learned as normal). Move them to test/ or delete them.")
     if bad:
         examples = ", ".join(str(p) for p in bad[:3])
         warnings.warn(f"{len(bad)} wav file(s) under {root} do not follow the DCASE naming "
@@ -453,3 +467,45 @@ def class_map(index: pd.DataFrame) -> dict:
             f"{len(reference)}). The evaluation-set IDs are trained on the additional training "
             f"set: download subsets=('dev', 'add', 'eval'), or drop those test clips.")
     return cmap
+
+
+# --------------------------------------------------------------------------------------------
+# Fingerprint of a data root
+# --------------------------------------------------------------------------------------------
+
+
+def dataset_fingerprint(root) -> dict:
+    """What identifies a dataset, independent of where it lies.
+
+    Synthetic data (a ``synth_info.json`` in ``root``): the hash of that file's content, which
+    lists every option of the generator. Real data: the hash of the sorted list of
+    (relative path, size) of its wav files.
+
+    Returns:
+        dict: ``kind`` ("synthetic" or "dcase"), ``hash`` (16 hex digits) and
+        ``description`` (one line).
+
+    Raises:
+        FileNotFoundError: ``root`` is missing or holds no DCASE clip.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist (expected a folder in the "
+                                "DCASE layout: <root>/<machine_type>/{train,test}/*.wav)")
+    info_path = root / "synth_info.json"
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+        text = json.dumps(info, sort_keys=True)
+        description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
+                       f"{info.get('profile')}, seed {info.get('seed')}, "
+                       f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
+                       f"{len(info.get('types', []))} types)")
+        kind = "synthetic"
+    else:
+        index = build_index(root)
+        files = sorted((os.path.relpath(p, root), os.path.getsize(p)) for p in index["path"])
+        text = json.dumps(files)
+        description = f"DCASE-layout data at {root} ({len(files)} clips)"
+        kind = "dcase"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return {"kind": kind, "hash": digest, "description": description}

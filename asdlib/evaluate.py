@@ -25,8 +25,13 @@ gamma distribution (`scipy.stats.gamma.fit`, shape, location and scale) to the s
 of normal clips would be flagged. DCASE 2020 itself ranked systems by AUC / pAUC only; the
 decision files are here for readers who submit to the later challenges.
 
-Files written (default: into the run folder for the `ce` score, `<run>/eval_<score>/` for the
-others): `metrics.json`, `scores.csv` (every test clip, every score), the DCASE files
+Three steps, each a function: `score_run` embeds every training and test clip with the chosen
+checkpoint and computes every score; `summarize` fits the thresholds and computes the AUC / pAUC
+tables (`asdlib.metrics`); `write_outputs` writes the files. `evaluate` runs all three.
+
+Files written (default: into the run folder for the `ce` score on the run's own data,
+`<run>/eval_<score>/` for the other scores, and `<run>/eval_<score>_<fingerprint>/` for other
+data, so that evaluating elsewhere never overwrites the run's own results): `metrics.json`, `scores.csv` (every test clip, every score), the DCASE files
 `dcase/anomaly_score_<type>_id_XX.csv` and `dcase/decision_result_<type>_id_XX.csv`
 (file name and value, no header), and `embeddings.npz` + `embeddings.csv` (embedding and angle
 to its class centre of every training and test clip, for the angle and UMAP figures).
@@ -34,6 +39,7 @@ to its class centre of every training and test clip, for the angle and UMAP figu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -43,29 +49,26 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from scipy import stats
+from torch.utils.data import DataLoader
 
-from asdlib import metrics, runtime
-from asdlib.train import (
-    TrainConfig,
-    _autocast_dtype,
-    build_logmel,
-    class_map_from_json,
-    clip_dataset,
-    dataset_fingerprint,
-    load_checkpoint,
-    read_run_info,
-    reuse_freed_memory,
-)
+from asdlib import checkpoints, dcase, loop, losses, metrics, runtime, train
+from asdlib.profiles import TrainConfig
 
 __all__ = [
     "SCORES",
     "THRESHOLD_PERCENTILE",
+    "ScoredRun",
     "anomaly_scores",
-    "embed_clips",
+    "class_centres",
+    "default_out_dir",
     "evaluate",
     "gamma_threshold",
     "read_metrics",
+    "score_run",
+    "summarize",
     "write_dcase_files",
+    "write_outputs",
 ]
 
 #: Anomaly scores, by name: the authors' cross-entropy and two angles.
@@ -77,47 +80,8 @@ METRICS_FORMAT = 1
 
 
 # ----------------------------------------------------------------------------------------
-# Embeddings and scores
+# Scores
 # ----------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def embed_clips(model, clips, config: TrainConfig, device=None, batch_size: int = 64,
-                progress: bool = True, desc: str = "embedding") -> np.ndarray:
-    """The embedding of every clip of a dataset (model in eval mode).
-
-    Args:
-        model: a trained `asdlib.models.ASDNet`.
-        clips: a dataset of `(wav, label, i)` items (`asdlib.cache.ClipDataset`).
-        config: the run's config (log-Mel settings, mixed precision).
-        device: where to compute (default: the model's device).
-        batch_size: clips per forward pass (results do not depend on it: BatchNorm uses its
-            running statistics in eval mode).
-        progress: show a progress bar.
-
-    Returns:
-        float32 embeddings.
-
-    Shapes:
-        - output: `[clips, 128]`.
-    """
-    from torch.utils.data import DataLoader
-
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device, memory_format=torch.channels_last).eval()
-    logmel_fn = build_logmel(config).to(device)
-    amp_dtype = _autocast_dtype(config.amp, device)
-    loader = DataLoader(clips, batch_size=batch_size, shuffle=False)
-    out = []
-    for wav, _, _ in runtime.progress_bar(loader, show=progress, desc=desc, unit="batch", leave=False):
-        wav = wav.to(device)
-        # [batch, n_mels, frames]
-        logmel = logmel_fn(wav)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            # [batch, 128]
-            embedding = model.embed(wav, logmel)
-        out.append(embedding.float().cpu())
-    return torch.cat(out).numpy()
 
 
 def _angle(cos: torch.Tensor) -> torch.Tensor:
@@ -144,8 +108,6 @@ def anomaly_scores(embedding, weight, labels, score: str = "ce", margin: float =
         - embedding: `[clips, 128]`; weight: `[classes * sub_centers, 128]`;
           labels: `[clips]`; centres: `[classes, 128]`; output: `[clips]`.
     """
-    from asdlib.losses import arcface_logits, cosine_logits
-
     if score not in SCORES:
         raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
     embedding = torch.as_tensor(np.asarray(embedding), dtype=torch.float32)
@@ -153,11 +115,11 @@ def anomaly_scores(embedding, weight, labels, score: str = "ce", margin: float =
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if score == "ce":
         # Margin on the clip's own class, as in training: [clips, classes]
-        logits = arcface_logits(embedding, weight, labels, margin, scale, sub_centers)
+        logits = losses.arcface_logits(embedding, weight, labels, margin, scale, sub_centers)
         values = F.cross_entropy(logits, labels, reduction="none")
     elif score == "angle":
         # Cosine to the (best sub-centre of the) own class: [clips]
-        cos = cosine_logits(embedding, weight, sub_centers).gather(1, labels[:, None])[:, 0]
+        cos = losses.cosine_logits(embedding, weight, sub_centers).gather(1, labels[:, None])[:, 0]
         values = _angle(cos)
     else:
         if centres is None:
@@ -193,8 +155,6 @@ def gamma_threshold(train_scores, percentile: float = THRESHOLD_PERCENTILE):
     Returns:
         `(threshold, method)` with method "gamma" or "empirical".
     """
-    from scipy import stats
-
     scores = np.asarray(train_scores, dtype=np.float64)
     if scores.ndim != 1 or len(scores) == 0 or not np.isfinite(scores).all():
         raise ValueError("train_scores must be a non-empty 1-D array of finite scores")
@@ -244,11 +204,6 @@ def write_dcase_files(scores: pd.DataFrame, folder) -> list:
     return written
 
 
-def _save_npz_atomic(target: Path, **arrays) -> None:
-    with runtime.atomic_path(target) as tmp:  # tmp ends in .npz, so numpy keeps its name
-        np.savez_compressed(tmp, **arrays)
-
-
 def read_metrics(folder) -> dict:
     """The `metrics.json` of a run folder (or of an `eval_<score>` folder)."""
     path = Path(folder) / "metrics.json"
@@ -259,66 +214,75 @@ def read_metrics(folder) -> dict:
 
 
 # ----------------------------------------------------------------------------------------
-# The evaluation
+# The evaluation: score_run -> summarize -> write_outputs
 # ----------------------------------------------------------------------------------------
 
 
-def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", out_dir=None,
-             batch_size: int = 64, device=None, progress: bool = True) -> dict:
-    """Score every test clip of the data root with a trained run and write the results.
+@dataclasses.dataclass
+class ScoredRun:
+    """What `score_run` computed: every score of every clip of a data root, by one checkpoint.
+
+    Attributes:
+        run_dir: the run folder.
+        config: the run's `TrainConfig`.
+        checkpoint: `which` ("best" / "last"), `epoch`, `val_loss`, `val_accuracy` of the
+            checkpoint used.
+        data_root: the data that was scored; dataset: its fingerprint
+            (`asdlib.dcase.dataset_fingerprint`); own_data: whether it is the run's own data.
+        frames: {"train", "test"}: one row per clip (path, machine_type, machine_id, split,
+            label 1 / 0 / -1, class_index, score_<name> for every name of `SCORES`).
+        embeddings: {"train", "test"}: `[clips, 128]` float32, in the rows' order.
+        class_weight: the ArcFace weights, `[classes * sub_centers, 128]`.
+        device: where it was computed.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    checkpoint: dict
+    data_root: Path
+    dataset: dict
+    own_data: bool
+    frames: dict
+    embeddings: dict
+    class_weight: np.ndarray
+    device: str
+
+
+def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64, device=None,
+              progress: bool = True) -> ScoredRun:
+    """Embed every training and test clip of a data root with a run's checkpoint and score it.
+
+    The training clips give the thresholds and the class centres (`summarize`); the test clips
+    are what is evaluated. Test clips of machine IDs the run was not trained on are skipped
+    with a warning.
 
     Args:
         run_dir: a run folder written by `asdlib.train.train`.
         data_root: the DCASE-layout data (default: the one the run was trained on).
-        score: the anomaly score, one of `SCORES` ("ce" is the authors').
         which: "best" (lowest validation loss) or "last" checkpoint.
-        out_dir: where to write (default: `run_dir` for "ce", else `run_dir/eval_<score>`).
-        batch_size: clips per forward pass.
+        batch_size: clips per forward pass (results do not depend on it: BatchNorm uses its
+            running statistics in eval mode).
         device: where to compute (default: `asdlib.runtime.device()`).
         progress: show progress bars.
 
-    Returns:
-        The content of `metrics.json`: profile, dataset, config, per-ID / per-type tables,
-        averages (fractions in [0, 1]), thresholds.
-
     Raises:
-        FileNotFoundError: the run folder, its checkpoint or the data root is missing.
-        ValueError: an unknown score, or data of another clip length than the run's.
+        FileNotFoundError: the run folder, its checkpoint or the data root is missing, or the
+            data holds no clip of the run's machine IDs.
+        ValueError: a damaged checkpoint.
     """
-    from asdlib import dcase, runtime
-
-    if score not in SCORES:
-        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
-    if which not in ("best", "last"):
-        raise ValueError(f"which: must be 'best' or 'last', got {which!r}")
-    started = time.perf_counter()
     run_dir = Path(run_dir)
-    info = read_run_info(run_dir)
-    checkpoint_path = run_dir / ("best.pt" if which == "best" else "last.pt")
-    if not checkpoint_path.is_file():
-        raise FileNotFoundError(f"run folder {run_dir} has no checkpoint {checkpoint_path.name}: "
-                                "train it first (python -m asdlib train ...)")
-    data_root = Path(data_root if data_root is not None else info["data_root"])
+    info = checkpoints.read_run_info(run_dir)
+    checkpoint = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run_dir, which))
+    data_root = Path(data_root if data_root is not None else info["data_root"]).expanduser().resolve()
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} does not exist (the run was trained on "
                                 f"{info['data_root']}; pass --data to evaluate elsewhere)")
-    out_dir = Path(out_dir) if out_dir is not None else (
-        run_dir if score == "ce" else run_dir / f"eval_{score}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     device = runtime.device(device)
-    if device.type == "cpu":
-        reuse_freed_memory()
-
-    # ---- the model of the chosen checkpoint
-    checkpoint = load_checkpoint(checkpoint_path)
     config = TrainConfig.from_dict(checkpoint["config"])
-    cmap = class_map_from_json(checkpoint["class_map"])
-    from asdlib.train import build_model
-
-    model = build_model(config, len(cmap))
-    model.load_state_dict(checkpoint["model"])
-    model = model.to(device).eval()
-    head = model.arcface
+    cmap = checkpoints.class_map_from_json(checkpoint["class_map"])
+    model = checkpoints.model_from_checkpoint(checkpoint, device)
+    model = model.to(memory_format=torch.channels_last)
+    dataset = dcase.dataset_fingerprint(data_root)
 
     # ---- the clips: training clips (thresholds, class centres) and test clips
     index = dcase.build_index(data_root)
@@ -329,68 +293,88 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
         warnings.warn(f"{len(skipped)} test clip(s) of machine IDs the run was not trained on "
                       f"were skipped (e.g. {skipped['path'].iloc[0]})", stacklevel=2)
     index = index[known]
-    train_index = index[index["split"] == "train"].reset_index(drop=True)
-    test_index = index[index["split"] == "test"].reset_index(drop=True)
-    if test_index.empty:
-        raise FileNotFoundError(f"data root {data_root} holds no test clip of the run's "
-                                f"{len(cmap)} machine IDs")
-    if train_index.empty:
-        raise FileNotFoundError(f"data root {data_root} holds no training clip of the run's "
-                                "machine IDs (needed for the thresholds and class centres)")
-    parts = {}
-    for split, rows in (("train", train_index), ("test", test_index)):
-        clips = clip_dataset(rows, config, cmap, progress)
-        embedding = embed_clips(model, clips, config, device, batch_size, progress,
-                                desc=f"embedding {split} clips")
-        parts[split] = (clips.index.reset_index(drop=True), embedding,
-                        clips.labels.astype(np.int64))
+    parts = {split: index[index["split"] == split].reset_index(drop=True)
+             for split in ("train", "test")}
+    for split, what in (("test", "test clip"), ("train", "training clip (needed for the "
+                                                         "thresholds and class centres)")):
+        if parts[split].empty:
+            raise FileNotFoundError(f"data root {data_root} holds no {what} of the run's "
+                                    f"{len(cmap)} machine IDs")
 
-    # ---- every score of every clip
+    # ---- embeddings, then every score of every clip
+    logmel_fn = config.build_logmel().to(device)
+    amp_dtype = runtime.autocast_dtype(config.amp, device)
+    embeddings, labels, rows = {}, {}, {}
+    for split, split_index in parts.items():
+        clips = train.clip_dataset(split_index, config, cmap, progress)
+        loader = DataLoader(clips, batch_size=batch_size, shuffle=False)
+        embeddings[split] = loop.embed(model, loader, logmel_fn, device, amp_dtype, progress,
+                                       desc=f"embedding {split} clips")
+        labels[split] = clips.labels.astype(np.int64)
+        rows[split] = clips.index.reset_index(drop=True)
+    head = model.arcface
     weight = head.weight.detach().float().cpu().numpy()
-    centres = class_centres(parts["train"][1], parts["train"][2], len(cmap))
+    centres = class_centres(embeddings["train"], labels["train"], len(cmap))
     frames = {}
-    for split, (rows, embedding, labels) in parts.items():
-        frame = rows[["path", "machine_type", "machine_id"]].copy()
+    for split in parts:
+        frame = rows[split][["path", "machine_type", "machine_id"]].copy()
         frame["split"] = split
-        frame["label"] = rows["is_anomaly"].to_numpy(dtype=np.int64)  # 1 / 0 / -1 (unknown)
-        frame["class_index"] = labels
+        frame["label"] = rows[split]["is_anomaly"].to_numpy(dtype=np.int64)  # 1 / 0 / -1
+        frame["class_index"] = labels[split]
         for name in SCORES:
-            frame[f"score_{name}"] = anomaly_scores(embedding, weight, labels, name, head.margin,
-                                                    head.scale, head.sub_centers, centres)
-        frame["score"] = frame[f"score_{score}"]
+            frame[f"score_{name}"] = anomaly_scores(embeddings[split], weight, labels[split],
+                                                    name, head.margin, head.scale,
+                                                    head.sub_centers, centres)
         frames[split] = frame
+    return ScoredRun(run_dir=run_dir, config=config,
+                     checkpoint={"which": which, "epoch": int(checkpoint["epoch"]),
+                                 "val_loss": checkpoint.get("val_loss"),
+                                 "val_accuracy": checkpoint.get("val_accuracy")},
+                     data_root=data_root, dataset=dataset,
+                     own_data=dataset["hash"] == info.get("dataset", {}).get("hash"),
+                     frames=frames, embeddings=embeddings, class_weight=weight,
+                     device=str(device))
 
+
+def summarize(scored: ScoredRun, score: str = "ce") -> tuple:
+    """Thresholds, decisions and the AUC / pAUC tables of a `ScoredRun` for one score.
+
+    Returns:
+        `(test, result)`: the test clips with the columns `score` (the chosen one),
+        `threshold` and `decision`; and the content of `metrics.json` (profile, dataset,
+        config, per-ID and per-type tables, averages as fractions in [0, 1], thresholds).
+    """
+    if score not in SCORES:
+        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
+    frames = {split: frame.assign(score=frame[f"score_{score}"])
+              for split, frame in scored.frames.items()}
     # ---- thresholds from the training scores, per machine ID
-    thresholds = {}
-    for (machine_type, machine_id), rows in frames["train"].groupby(["machine_type", "machine_id"],
-                                                                     sort=False):
-        value, method = gamma_threshold(rows["score"].to_numpy())
-        thresholds[(machine_type, machine_id)] = (value, method)
+    thresholds = {key: gamma_threshold(rows["score"].to_numpy())
+                  for key, rows in frames["train"].groupby(["machine_type", "machine_id"],
+                                                           sort=False)}
     test = frames["test"]
     test["threshold"] = [thresholds[k][0] for k in zip(test["machine_type"], test["machine_id"])]
     test["decision"] = (test["score"] > test["threshold"]).astype(int)
 
     # ---- AUC / pAUC tables (labelled clips only)
-    labelled = test[test["label"] >= 0]
+    config = scored.config
     result = {"format": METRICS_FORMAT, "profile": config.profile, "score": score,
-              "checkpoint": which, "epoch": int(checkpoint["epoch"]),
+              "checkpoint": scored.checkpoint["which"], "epoch": scored.checkpoint["epoch"],
               "run": config.summary(), "config": config.to_dict(),
-              "dataset": info.get("dataset") or dataset_fingerprint(data_root),
-              "data_root": str(data_root), "device": str(device),
-              "val_loss": checkpoint.get("val_loss"),
-              "val_accuracy": checkpoint.get("val_accuracy"),
+              "dataset": scored.dataset, "data_root": str(scored.data_root),
+              "own_data": scored.own_data, "device": scored.device,
+              "val_loss": scored.checkpoint["val_loss"],
+              "val_accuracy": scored.checkpoint["val_accuracy"],
               "num_test_clips": int(len(test)), "num_train_clips": int(len(frames["train"]))}
+    labelled = test[test["label"] >= 0]
     if not labelled.empty:
-        per_id = metrics.per_id_table(labelled)
         per_type = metrics.per_type_table(labelled)
-        id_rows = per_id.reset_index()
-        id_rows["threshold"] = [thresholds[k][0] for k in zip(id_rows["machine_type"],
-                                                              id_rows["machine_id"])]
-        id_rows["threshold_method"] = [thresholds[k][1] for k in zip(id_rows["machine_type"],
-                                                                     id_rows["machine_id"])]
-        id_rows["f1"] = [
-            _f1(labelled[(labelled["machine_type"] == t) & (labelled["machine_id"] == i)])
-            for t, i in zip(id_rows["machine_type"], id_rows["machine_id"])]
+        id_rows = metrics.per_id_table(labelled).reset_index()
+        keys = list(zip(id_rows["machine_type"], id_rows["machine_id"]))
+        id_rows["threshold"] = [thresholds[k][0] for k in keys]
+        id_rows["threshold_method"] = [thresholds[k][1] for k in keys]
+        id_rows["f1"] = [_f1(labelled[(labelled["machine_type"] == t) & (labelled["machine_id"] == i)])
+                         for t, i in keys]
         result["per_id"] = id_rows.to_dict(orient="records")
         result["per_type"] = per_type.reset_index().to_dict(orient="records")
         result["average"] = {
@@ -403,29 +387,75 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
     result["thresholds"] = {"method": "gamma fit of the training scores per machine ID "
                             f"(scipy.stats.gamma), {100 * THRESHOLD_PERCENTILE:g}th percentile",
                             "percentile": THRESHOLD_PERCENTILE}
-    result["seconds"] = time.perf_counter() - started
+    return test, result
 
-    # ---- files: scores, DCASE files, embeddings, metrics.json last
+
+def default_out_dir(run_dir, score: str, scored: ScoredRun) -> Path:
+    """Where `evaluate` writes by default: the run folder for "ce" on the run's own data,
+    `<run>/eval_<score>` for the other scores, `<run>/eval_<score>_<fingerprint>` for other data."""
+    run_dir = Path(run_dir)
+    if not scored.own_data:
+        return run_dir / f"eval_{score}_{scored.dataset['hash']}"
+    return run_dir if score == "ce" else run_dir / f"eval_{score}"
+
+
+def write_outputs(out_dir, scored: ScoredRun, test: pd.DataFrame, result: dict) -> None:
+    """Write `scores.csv`, the DCASE files, `embeddings.csv` / `.npz` and, last, `metrics.json`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     runtime.write_text_atomic(test.to_csv(index=False), out_dir / "scores.csv")
     write_dcase_files(test, out_dir / "dcase")
-    both = pd.concat([frames["train"], frames["test"]], ignore_index=True)
-    embedding = np.concatenate([parts["train"][1], parts["test"][1]])
-    angle = both["score_angle"].to_numpy()
+    both = pd.concat([scored.frames["train"], scored.frames["test"]], ignore_index=True)
+    embedding = np.concatenate([scored.embeddings["train"], scored.embeddings["test"]])
     table = both[["path", "split", "machine_type", "machine_id", "label", "class_index"]].copy()
-    table["angle"] = angle
+    table["angle"] = both["score_angle"].to_numpy()
     table["angle_mean"] = both["score_angle_mean"].to_numpy()
     runtime.write_text_atomic(table.to_csv(index=False), out_dir / "embeddings.csv")
-    _save_npz_atomic(out_dir / "embeddings.npz", embedding=embedding.astype(np.float32),
-                     angle=angle, angle_mean=table["angle_mean"].to_numpy(),
-                     path=table["path"].to_numpy(dtype=str),
-                     split=table["split"].to_numpy(dtype=str),
-                     machine_type=table["machine_type"].to_numpy(dtype=str),
-                     machine_id=table["machine_id"].to_numpy(dtype=str),
-                     label=table["label"].to_numpy(), class_index=table["class_index"].to_numpy(),
-                     class_weight=weight)
+    with runtime.atomic_path(out_dir / "embeddings.npz") as tmp:  # tmp keeps the .npz suffix
+        np.savez_compressed(tmp, embedding=embedding.astype(np.float32),
+                            angle=table["angle"].to_numpy(), angle_mean=table["angle_mean"].to_numpy(),
+                            path=table["path"].to_numpy(dtype=str),
+                            split=table["split"].to_numpy(dtype=str),
+                            machine_type=table["machine_type"].to_numpy(dtype=str),
+                            machine_id=table["machine_id"].to_numpy(dtype=str),
+                            label=table["label"].to_numpy(), class_index=table["class_index"].to_numpy(),
+                            class_weight=scored.class_weight)
     runtime.write_text_atomic(json.dumps(result, indent=1, default=_json_default) + "\n",
-                       out_dir / "metrics.json")
-    return result
+                              out_dir / "metrics.json")
+
+
+def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", out_dir=None,
+             batch_size: int = 64, device=None, progress: bool = True) -> dict:
+    """Score every test clip of the data root with a trained run and write the results.
+
+    `score_run`, then `summarize`, then `write_outputs` (see their docstrings).
+
+    Args:
+        run_dir: a run folder written by `asdlib.train.train`.
+        data_root: the DCASE-layout data (default: the one the run was trained on).
+        score: the anomaly score, one of `SCORES` ("ce" is the authors').
+        which: "best" (lowest validation loss) or "last" checkpoint.
+        out_dir: where to write (default: `default_out_dir`).
+        batch_size: clips per forward pass.
+        device: where to compute (default: `asdlib.runtime.device()`).
+        progress: show progress bars.
+
+    Returns:
+        The content of `metrics.json`, with `out_dir` added (where it was written).
+
+    Raises:
+        FileNotFoundError: the run folder, its checkpoint or the data root is missing.
+        ValueError: an unknown score, or a damaged checkpoint.
+    """
+    if score not in SCORES:
+        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
+    started = time.perf_counter()
+    scored = score_run(run_dir, data_root, which, batch_size, device, progress)
+    test, result = summarize(scored, score)
+    result["seconds"] = time.perf_counter() - started
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(run_dir, score, scored)
+    write_outputs(out_dir, scored, test, result)
+    return dict(result, out_dir=str(out_dir))
 
 
 def _f1(rows: pd.DataFrame) -> float:
@@ -447,68 +477,3 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-# ----------------------------------------------------------------------------------------
-# Command line: python -m asdlib evaluate ...
-# ----------------------------------------------------------------------------------------
-
-
-def result_table(result: dict) -> pd.DataFrame:
-    """The per-type AUC / pAUC (%) of a `metrics.json`, both protocols, plus the average."""
-    per_type = pd.DataFrame(result["per_type"]).set_index("machine_type")
-    table = pd.DataFrame({
-        "AUC": 100 * per_type["per_id_mean_auc"], "pAUC": 100 * per_type["per_id_mean_pauc"],
-        "mAUC": 100 * per_type["mauc"],
-        "pooled AUC": 100 * per_type["pooled_auc"], "pooled pAUC": 100 * per_type["pooled_pauc"]})
-    average = result["average"]
-    table.loc["Average"] = [100 * average["auc"], 100 * average["pauc"], 100 * average["mauc"],
-                            100 * average["pooled_auc"], 100 * average["pooled_pauc"]]
-    return table.round(2)
-
-
-def print_result(result: dict) -> None:
-    """Print a `metrics.json` as a short report naming the run, the profile and the data."""
-    print(f"{result['run']}, score={result['score']}, {result['checkpoint']} checkpoint "
-          f"(epoch {result['epoch']})")
-    print(f"data: {result['dataset']['description']}")
-    if "per_type" in result:
-        print("AUC / pAUC / mAUC: mean over machine IDs (DCASE 2020); pooled: all IDs of a type "
-              "together (the authors' script)")
-        print(result_table(result).to_string())
-    else:
-        print("no labelled test clip: score files written, no AUC")
-
-
-def add_arguments(parser) -> None:
-    """The options of `python -m asdlib evaluate`."""
-    add = parser.add_argument
-    add("--run", required=True, help="run folder written by python -m asdlib train")
-    add("--data", default=None,
-        help="data root to evaluate on (default: the one the run was trained on)")
-    add("--score", choices=SCORES, default="ce",
-        help="anomaly score (default ce: the authors' cross-entropy of the margin logits)")
-    add("--checkpoint", choices=("best", "last"), default="best",
-        help="which checkpoint (default best: lowest validation loss)")
-    add("--out", default=None,
-        help="output folder (default: the run folder for ce, <run>/eval_<score> otherwise)")
-    add("--batch-size", type=int, default=64, help="clips per forward pass (default 64)")
-    add("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
-    add("--quiet", action="store_true", help="no progress bars")
-
-
-def run(args) -> int:
-    """Run `python -m asdlib evaluate` with parsed arguments; returns the exit status."""
-    command = "python -m asdlib evaluate"
-    if not Path(args.run).is_dir():
-        raise SystemExit(f"{command}: error: --run: run folder {args.run} does not exist")
-    if args.data is not None and not Path(args.data).is_dir():
-        raise SystemExit(f"{command}: error: --data: data root {args.data} does not exist")
-    try:
-        result = evaluate(args.run, args.data, score=args.score, which=args.checkpoint,
-                          out_dir=args.out, batch_size=args.batch_size, device=args.device,
-                          progress=not args.quiet)
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"{command}: error: {err}") from None
-    print_result(result)
-    out = args.out or (args.run if args.score == "ce" else Path(args.run) / f"eval_{args.score}")
-    print(f"written: {out}/metrics.json, scores.csv, dcase/*.csv, embeddings.npz")
-    return 0

@@ -15,22 +15,24 @@ needs the same run as another reads it; a rebuilt book with a warm cache trains 
 
 `Run` gives the results as plain objects: the config, the per-epoch history and the per-clip
 scores as DataFrames, the metrics dict, the embeddings, and the trained model on demand.
+
+Both the runs and the synthetic datasets are `asdlib.store` folders: two processes (two
+notebooks of a classroom sharing `ASDLIB_HOME`) that want the same run train it once; the
+second waits and reads it. The tables of runs in the paper's layout are in `asdlib.tables`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from asdlib import metrics, profiles, runtime
-from asdlib.train import TrainConfig, dataset_fingerprint
+from asdlib import checkpoints, dcase, evaluate, profiles, runtime, store, synth, train
+from asdlib.profiles import TrainConfig
 
 __all__ = [
     "MODE_LABELS",
@@ -38,10 +40,8 @@ __all__ = [
     "Run",
     "load_or_train",
     "open_run",
-    "paper_results",
     "run_hash",
     "run_label",
-    "results_table",
     "synthetic_dataset",
 ]
 
@@ -55,13 +55,13 @@ def run_label(config: TrainConfig) -> str:
     return f"{MODEL_LABELS[config.model]} ({MODE_LABELS[config.mode]})"
 
 
-def synthetic_dataset(profile: str | None = None, seed: int = 0, types=None,
-                      progress: bool = True) -> Path:
+def synthetic_dataset(profile: "str | profiles.Profile | None" = None, seed: int | None = None,
+                      types=None, progress: bool = True) -> Path:
     """The synthetic dataset of a profile, generated once under `<ASDLIB_HOME>/data/`.
 
     Args:
         profile: "smoke", "book" or "paper" (None: `ASDLIB_PROFILE`, else book).
-        seed: the generator's seed.
+        seed: the generator's seed (default: the profile's `data_seed`).
         types: machine types to write (None: all six).
         progress: show a progress bar while generating.
 
@@ -69,21 +69,22 @@ def synthetic_dataset(profile: str | None = None, seed: int = 0, types=None,
         The data root (DCASE layout), e.g. `<ASDLIB_HOME>/data/synth_book_seed0_v2`; the folder
         names the generator version, so a new generator never meets an old folder.
     """
-    from asdlib import synth
-
     chosen = profiles.get_profile(profile)
+    seed = chosen.data_seed if seed is None else seed
     name = f"synth_{chosen.name}_seed{seed}_v{synth.GENERATOR_VERSION}"
     if types is not None:
         name += "_" + "-".join(sorted([types] if isinstance(types, str) else types))
-    root = runtime.home() / "data" / name
-    synth.generate(root, profile=chosen.name, seed=seed, types=types, progress=progress)
-    return root
+
+    def build(work: Path) -> None:
+        synth.generate(work, profile=chosen.name, seed=seed, types=types, progress=progress)
+
+    return store.folder(runtime.home() / "data", name, build,
+                        description=f"the synthetic dataset {name}")
 
 
 def run_hash(config: TrainConfig, dataset: dict) -> str:
     """The folder name of a run: a hash of its config and its dataset fingerprint."""
-    text = json.dumps({"config": config.to_dict(), "dataset": dataset["hash"]}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return store.key({"config": config.to_dict(), "dataset": dataset["hash"]}, length=12)
 
 
 @dataclasses.dataclass
@@ -141,9 +142,7 @@ class Run:
 
     def model(self, which: str = "best", device=None):
         """The trained network (eval mode) from its "best" or "last" checkpoint."""
-        from asdlib.train import load_model
-
-        return load_model(self.path, which, device)
+        return checkpoints.load_model(self.path, which, device)
 
     def summary(self) -> str:
         """One line: the run, its average AUC / pAUC, the profile and the data."""
@@ -158,22 +157,12 @@ class Run:
 
 def open_run(path) -> Run:
     """The `Run` of a finished, evaluated run folder."""
-    from asdlib.train import read_run_info
-
     path = Path(path)
-    info = read_run_info(path)
+    info = checkpoints.read_run_info(path)
     if not (path / "metrics.json").is_file():
         raise FileNotFoundError(f"run folder {path} has no metrics.json: evaluate it first "
                                 "(python -m asdlib evaluate --run FOLDER)")
     return Run(path, TrainConfig.from_dict(info["config"]), info)
-
-
-def _is_complete(path: Path, config: TrainConfig) -> bool:
-    """Training finished and the evaluation written."""
-    if not (path / "metrics.json").is_file() or not (path / "history.csv").is_file():
-        return False
-    history = pd.read_csv(path / "history.csv")
-    return len(history) > 0 and int(history["epoch"].max()) >= config.num_epochs
 
 
 def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True, device=None,
@@ -191,111 +180,16 @@ def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True,
         The `Run`, trained and evaluated (authors' "ce" score). A run found complete is read
         without training anything; a half-finished one resumes from its last epoch.
     """
-    from asdlib.evaluate import evaluate
-    from asdlib.train import train
-
     if data_root is None:
         data_root = synthetic_dataset(config.profile, progress=progress)
     data_root = Path(data_root).expanduser().resolve()
-    dataset = dataset_fingerprint(data_root)
+    dataset = dcase.dataset_fingerprint(data_root)
     runs_dir = Path(runs_dir) if runs_dir is not None else runtime.home() / "runs"
-    path = runs_dir / run_hash(config, dataset)
-    if not _is_complete(path, config):
-        train(config, data_root, path, device=device, progress=progress, dataset=dataset)
-        evaluate(path, data_root, device=device, progress=progress)
+
+    def build(work: Path) -> None:
+        train.train(config, data_root, work, device=device, progress=progress, dataset=dataset)
+        evaluate.evaluate(work, data_root, device=device, progress=progress)
+
+    path = store.folder(runs_dir, run_hash(config, dataset), build,
+                        description=f"the run {config.summary()}")
     return open_run(path)
-
-
-def results_table(runs, protocol: str = "per_id_mean") -> pd.DataFrame:
-    """The paper-layout table (AUC / pAUC in %) of some runs.
-
-    Args:
-        runs: a dict name -> `Run` (or name -> list of runs: then the mean over seeds), or
-            a list of runs (named by `Run.label` and seed).
-        protocol: "per_id_mean" (DCASE 2020) or "pooled" (the authors' script).
-    """
-    if not isinstance(runs, dict):
-        runs = {f"{run.label} seed {run.config.seed}": run for run in runs}
-    if all(isinstance(value, Run) for value in runs.values()):
-        return metrics.paper_table({name: run.results_frame() for name, run in runs.items()},
-                                   protocol)
-    mean, _ = metrics.seed_summary(
-        {name: [run.results_frame() for run in value] for name, value in runs.items()}, protocol)
-    return mean
-
-
-def paper_results(table: str = "ablation") -> pd.DataFrame:
-    """The paper's published numbers (AUC / pAUC in %) in the layout of `results_table`.
-
-    Args:
-        table: "ablation" (TASTgram / STgram x ArcFace / NAMix) or "comparison" (other
-            methods of the DCASE 2020 development set).
-
-    Returns:
-        Rows = methods, columns = (machine_type, AUC / pAUC), types in the paper's order,
-        then Average. These numbers are on the REAL DCASE 2020 Task 2 development set.
-    """
-    path = resources.files("asdlib") / "resources" / "paper_results.csv"
-    with resources.as_file(path) as csv:
-        frame = pd.read_csv(csv)
-    if table not in set(frame["table"]):
-        raise ValueError(f"table: must be one of {sorted(set(frame['table']))}, got {table!r}")
-    frame = frame[frame["table"] == table]
-    types = list(metrics.TABLE_TYPES) + ["Average"]
-    columns = pd.MultiIndex.from_product([types, ["AUC", "pAUC"]],
-                                         names=["machine_type", "metric"])
-    rows = {}
-    for method, part in frame.groupby("method", sort=False):
-        values = {}
-        for _, row in part.iterrows():
-            machine_type = "Average" if row["machine_type"] == "average" else row["machine_type"]
-            values[(machine_type, "AUC")] = float(row["auc"])
-            values[(machine_type, "pAUC")] = float(row["pauc"])
-        rows[method] = [values.get(column, np.nan) for column in columns]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("run")
-
-
-# ----------------------------------------------------------------------------------------
-# Command line: python -m asdlib table RUN [RUN ...]
-# ----------------------------------------------------------------------------------------
-
-
-def add_arguments(parser) -> None:
-    """The options of `python -m asdlib table`."""
-    parser.add_argument("runs", nargs="+", metavar="RUN",
-                        help="evaluated run folders (python -m asdlib train ... then evaluate)")
-    parser.add_argument("--protocol", choices=metrics.PROTOCOLS, default="per_id_mean",
-                        help="per_id_mean: AUC per machine ID, averaged per type (DCASE 2020); "
-                             "pooled: all IDs of a type together (the authors' script)")
-    parser.add_argument("--paper", choices=("ablation", "comparison", "none"), default="ablation",
-                        help="which table of the paper to print beside ours (default ablation)")
-
-
-def run(args) -> int:
-    """Run `python -m asdlib table` with parsed arguments; returns the exit status."""
-    command = "python -m asdlib table"
-    runs = []
-    for path in args.runs:
-        if not Path(path).is_dir():
-            raise SystemExit(f"{command}: error: RUN: run folder {path} does not exist")
-        try:
-            runs.append(open_run(path))
-        except (FileNotFoundError, ValueError) as err:
-            raise SystemExit(f"{command}: error: RUN: {err}") from None
-    ours = results_table({f"{run.label} seed {run.config.seed} [ours, {i + 1}]": run
-                          for i, run in enumerate(runs)}, args.protocol)
-    tables = [ours]
-    if args.paper != "none":
-        paper = paper_results(args.paper)
-        paper.index = [f"{name} [paper]" for name in paper.index]
-        tables.append(paper[[c for c in paper.columns if c in ours.columns]])
-    pd.set_option("display.width", 200)
-    print(f"AUC / pAUC in %, protocol={args.protocol}")
-    print(pd.concat(tables).round(2).to_string())
-    print("\nwhich data each row is on:")
-    for i, run in enumerate(runs):
-        print(f"  [ours, {i + 1}] {run.path}: profile={run.config.profile}, {run.dataset}")
-    if args.paper != "none":
-        print("  [paper] Choi & Choi, ICASSP 2024: real DCASE 2020 Task 2 development set, "
-              "10 s clips, per-type figures as published")
-    return 0

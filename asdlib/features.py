@@ -66,7 +66,7 @@ class LogMel(nn.Module):
         eps: added to the Mel energies before the logarithm.
 
     Shapes:
-        - wav: `[batch, samples]` or `[batch, 1, samples]`, floating point, finite.
+        - wav: `[batch, samples]` or `[batch, 1, samples]`, floating point.
         - output: `[batch, n_mels, frames]` with `frames = samples // hop_length + 1`.
     """
 
@@ -144,6 +144,4 @@ def _check_wav(wav: torch.Tensor) -> torch.Tensor:
         )
     if wav.shape[-1] == 0:
         raise ValueError("wav must hold at least one sample, got 0 samples")
-    if not torch.isfinite(wav).all():
-        raise ValueError("wav contains NaN or infinite values")
     return wav

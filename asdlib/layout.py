@@ -12,12 +12,33 @@ implementation (see the book's reference notes):
 
 from __future__ import annotations
 
+import math
 import re
 
 #: Sample rate of every DCASE 2020 Task 2 clip, in Hz.
 SAMPLE_RATE = 16000
 #: Clip length of the real data, in seconds (longer files are cut to this).
 CLIP_SECONDS = 10.0
+
+
+
+def num_samples(seconds) -> int:
+    """The length in samples of a clip of ``seconds`` at 16 kHz: ``round(seconds * 16000)``.
+
+    The one conversion from seconds to samples in asdlib (profiles, the generator, the
+    baseline, the benchmark and the chapters all call it).
+
+    Raises:
+        ValueError: ``seconds`` is not a positive finite number.
+    """
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a positive number of seconds, got {seconds!r}") from None
+    if isinstance(seconds, bool) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {seconds!r}")
+    return int(round(value * SAMPLE_RATE))
+
 
 #: Machine types in the authors' class-label order.
 MACHINE_TYPES = ("fan", "pump", "slider", "ToyCar", "ToyConveyor", "valve")

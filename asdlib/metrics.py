@@ -29,11 +29,12 @@ Two ways to summarise a machine type, which give different numbers:
 - ``pooled`` (what the Noisy-ArcMix authors' evaluation script computes): all test clips of
   the type pooled into one ROC curve.
 
+The tables built from these (the paper's layout, means and spreads over seeds, the published
+numbers) are in :mod:`asdlib.tables`.
+
 A *results frame* is a ``pandas.DataFrame`` with one row per test clip and the columns
 ``machine_type, machine_id, label, score`` (extra columns such as ``path`` are ignored).
 """
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -41,13 +42,14 @@ from sklearn.metrics import roc_auc_score
 
 __all__ = [
     "PROTOCOLS",
+    "PROTOCOL_COLUMNS",
     "RESULT_COLUMNS",
     "TABLE_TYPES",
     "auc_pauc",
-    "paper_table",
+    "check_protocol",
     "per_id_table",
     "per_type_table",
-    "seed_summary",
+    "type_order",
 ]
 
 # Column order of the paper's tables (the class-label order, in asdlib.layout, differs).
@@ -58,7 +60,7 @@ RESULT_COLUMNS = ("machine_type", "machine_id", "label", "score")
 
 # The two ways to summarise a machine type, and the per_type_table columns they read.
 PROTOCOLS = ("per_id_mean", "pooled")
-_PROTOCOL_COLUMNS = {
+PROTOCOL_COLUMNS = {
     "per_id_mean": ("per_id_mean_auc", "per_id_mean_pauc"),
     "pooled": ("pooled_auc", "pooled_pauc"),
 }
@@ -133,7 +135,7 @@ def _check_frame(frame):
         )
 
 
-def _type_order(machine_types):
+def type_order(machine_types):
     """The paper's type order for the types present, then unknown types as they appear."""
     present = list(dict.fromkeys(machine_types))
     known = [machine_type for machine_type in TABLE_TYPES if machine_type in present]
@@ -162,7 +164,7 @@ def per_id_table(frame, max_fpr=0.1):
     """
     _check_frame(frame)
     rows = []
-    for machine_type in _type_order(frame["machine_type"]):
+    for machine_type in type_order(frame["machine_type"]):
         of_type = frame[frame["machine_type"] == machine_type]
         for machine_id in sorted(of_type["machine_id"].unique()):
             # All test clips of this machine.
@@ -202,7 +204,7 @@ def per_type_table(frame, max_fpr=0.1):
     """
     per_id = per_id_table(frame, max_fpr)
     rows = []
-    for machine_type in _type_order(frame["machine_type"]):
+    for machine_type in type_order(frame["machine_type"]):
         ids = per_id.loc[machine_type]
         # All IDs of the type in one ROC curve.
         clips = frame[frame["machine_type"] == machine_type]
@@ -223,85 +225,7 @@ def per_type_table(frame, max_fpr=0.1):
     return pd.DataFrame(rows).set_index("machine_type")
 
 
-def _check_protocol(protocol):
-    if protocol not in _PROTOCOL_COLUMNS:
+def check_protocol(protocol):
+    """Raise a ValueError naming the choices unless ``protocol`` is one of ``PROTOCOLS``."""
+    if protocol not in PROTOCOL_COLUMNS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-
-
-def _paper_row(frame, protocol, max_fpr):
-    """One row of the paper's table: {(machine_type, "AUC" / "pAUC"): value in %}."""
-    per_type = per_type_table(frame, max_fpr)
-    auc_column, pauc_column = _PROTOCOL_COLUMNS[protocol]
-    row = {}
-    for machine_type in per_type.index:
-        row[(machine_type, "AUC")] = 100.0 * per_type.at[machine_type, auc_column]
-        row[(machine_type, "pAUC")] = 100.0 * per_type.at[machine_type, pauc_column]
-    # Average over the types present in this run.
-    row[("Average", "AUC")] = 100.0 * per_type[auc_column].mean()
-    row[("Average", "pAUC")] = 100.0 * per_type[pauc_column].mean()
-    return row
-
-
-def _layout(rows):
-    """DataFrame of {name: {(machine_type, metric): value}} in the paper's column layout."""
-    types = _type_order(key[0] for row in rows.values() for key in row if key[0] != "Average")
-    columns = pd.MultiIndex.from_product(
-        [types + ["Average"], ["AUC", "pAUC"]], names=["machine_type", "metric"]
-    )
-    values = [[row.get(column, math.nan) for column in columns] for row in rows.values()]
-    return pd.DataFrame(values, index=pd.Index(list(rows), name="run"), columns=columns)
-
-
-def paper_table(results, protocol="per_id_mean", max_fpr=0.1):
-    """Results of several runs in the layout of the paper's tables (values in %).
-
-    Rows are runs (methods); columns are a MultiIndex (machine_type, metric) with the types
-    in the order fan, pump, slider, valve, ToyCar, ToyConveyor (those present), then
-    ``Average`` (mean over the types present in the row), each with ``AUC`` and ``pAUC``.
-
-    Args:
-        results: dict run name -> results frame.
-        protocol: ``"per_id_mean"`` (DCASE 2020: mean over IDs) or ``"pooled"`` (all clips
-            of a type together, as the Noisy-ArcMix evaluation script).
-        max_fpr: p of the partial AUC.
-
-    Returns:
-        DataFrame, index ``run``, values in percent.
-    """
-    _check_protocol(protocol)
-    if not isinstance(results, dict) or not results:
-        raise ValueError("results must be a non-empty dict run name -> results frame")
-    rows = {}
-    for name, frame in results.items():
-        try:
-            rows[name] = _paper_row(frame, protocol, max_fpr)
-        except ValueError as error:
-            raise ValueError(f"results[{name!r}]: {error}") from None
-    return _layout(rows)
-
-
-def seed_summary(results, protocol="per_id_mean", max_fpr=0.1):
-    """Mean and standard deviation over seeds, in the layout of :func:`paper_table`.
-
-    Args:
-        results: dict run name -> list of results frames (one per seed).
-        protocol: ``"per_id_mean"`` or ``"pooled"``.
-        max_fpr: p of the partial AUC.
-
-    Returns:
-        ``(mean, std)``: two DataFrames in percent, rows = runs. ``std`` is the sample
-        standard deviation over seeds (ddof = 1; NaN for a single seed). The ``Average``
-        column is the mean (std) over seeds of each seed's average.
-    """
-    _check_protocol(protocol)
-    if not isinstance(results, dict) or not results:
-        raise ValueError("results must be a non-empty dict run name -> list of results frames")
-    means, stds = {}, {}
-    for name, frames in results.items():
-        if isinstance(frames, pd.DataFrame) or len(frames) == 0:
-            raise ValueError(f"results[{name!r}] must be a non-empty list of results frames")
-        # One row per seed.
-        per_seed = paper_table(dict(enumerate(frames)), protocol, max_fpr)  # [seeds, columns]
-        means[name] = per_seed.mean(axis=0).to_dict()
-        stds[name] = per_seed.std(axis=0, ddof=1).to_dict()
-    return _layout(means), _layout(stds)

@@ -51,6 +51,7 @@ __all__ = [
     "Bottleneck",
     "MobileFaceNet",
     "global_kernel_size",
+    "MODELS",
     "ASDNet",
     "STgramNet",
     "TASTgramNet",
@@ -414,7 +415,8 @@ class MobileFaceNet(nn.Module):
 # STgram / TASTgram networks (chapter 8)
 # ----------------------------------------------------------------------------------------
 
-FEATURES = ("tastgram", "stgram")
+#: The networks, by name: TASTgram (Tgram, Sgram, TAgram) and STgram (Sgram, Tgram).
+MODELS = ("tastgram", "stgram")
 
 
 class ASDNet(nn.Module):
@@ -456,8 +458,8 @@ class ASDNet(nn.Module):
         sub_centers: int = 1,
     ):
         super().__init__()
-        if features not in FEATURES:
-            raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+        if features not in MODELS:
+            raise ValueError(f"features must be one of {MODELS}, got {features!r}")
         self.config = dict(
             num_classes=num_classes,
             features=features,
@@ -571,11 +573,8 @@ class ASDNet(nn.Module):
                 f"{self.num_frames} frames: {_samples_for(self.num_frames, hop_length)}), "
                 f"got {wav.shape[1]}"
             )
-        # Value checks read the data (one device sync on a GPU)
-        if not torch.isfinite(wav).all():
-            raise ValueError("wav contains NaN or infinite values")
-        if not torch.isfinite(logmel).all():
-            raise ValueError("logmel contains NaN or infinite values")
+        # No value checks here (they would cost a device sync per step): clips are checked
+        # when they are read (asdlib.audio)
         return wav, logmel
 
 

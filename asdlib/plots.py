@@ -25,16 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from asdlib import layout, metrics, synth
+from asdlib.features import LogMel
+
 __all__ = ["plot_machine_spectrograms"]
 
 
 def _first_clip(folder: Path, label: str, machine_id: str | None, number: int | None):
     """The test clip of ``label`` with the lowest ID (or ``machine_id``) and number."""
-    from asdlib.layout import parse_filename
-
     found = []
     for path in folder.glob(f"{label}_id_*.wav"):
-        parsed = parse_filename(path.name)
+        parsed = layout.parse_filename(path.name)
         if parsed and machine_id in (None, parsed[1]) and number in (None, parsed[2]):
             found.append((parsed[1], parsed[2], path))
     if not found:
@@ -66,9 +67,6 @@ def plot_machine_spectrograms(root, types=None, machine_ids=None, number=None, f
     import matplotlib.pyplot as plt
     import soundfile as sf
     import torch
-
-    from asdlib import layout
-    from asdlib.features import LogMel
 
     root = Path(root)
     if types is None:
@@ -102,9 +100,7 @@ def plot_machine_spectrograms(root, types=None, machine_ids=None, number=None, f
             label = path.name.split("_")[0]
             title = f"{machine_type} {machine_id} {label} #{clip_number}"
             if synthetic and label == "anomaly":
-                from asdlib.synth import anomaly_kind
-
-                title += f" ({anomaly_kind(machine_type, clip_number).replace('_', ' ')})"
+                title += f" ({synth.anomaly_kind(machine_type, clip_number).replace('_', ' ')})"
             ax.set_title(title, fontsize=9)
             ax.set_ylabel("Mel band" if col == 0 else "")
             ax.set_xlabel("time (s)" if row == len(types) - 1 else "")
@@ -457,11 +453,9 @@ def plot_roc(labels, score, max_fpr=0.1, title=None, ax=None):
     """
     from sklearn.metrics import roc_curve
 
-    from asdlib.metrics import auc_pauc
-
     ax = _new_axes(ax, figsize=(4.2, 4))
     labels, score = _numpy(labels), _numpy(score)
-    auc, pauc = auc_pauc(labels.astype(int), score, max_fpr)
+    auc, pauc = metrics.auc_pauc(labels.astype(int), score, max_fpr)
     fpr, tpr, _ = roc_curve(labels, score, drop_intermediate=False)
     # The curve up to FPR = p, cut there by linear interpolation
     inside = fpr <= max_fpr

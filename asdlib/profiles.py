@@ -1,4 +1,4 @@
-"""Run profiles: one place that says how big every experiment of the book is.
+"""Profiles and run configs: the one place that says how big every experiment of the book is.
 
 Every chapter and the command line read the active profile instead of editing code to run
 faster (see the preface):
@@ -9,6 +9,20 @@ faster (see the preface):
   with the real DCASE 2020 Task 2 data and a GPU.
 
 The profile is chosen by the ``ASDLIB_PROFILE`` environment variable or by an argument.
+
+A profile gives every size the chapters use: the synthetic dataset (clips per ID), the
+training recipe of the networks (a `Recipe`), the epochs of the loss chapters' 2-D toy
+(``toy_epochs``) and of the chapter-2 autoencoder (``baseline_epochs``), and the seeds.
+
+**The seed rule.** ``profile.seeds`` are the training seeds of every experiment that is
+repeated over seeds; a single run uses the first, ``profile.seeds[0]`` (what
+`TrainConfig.from_profile` takes unless told otherwise). The synthetic data is generated with
+``profile.data_seed``, the same for every run, so that runs of different seeds and methods see
+the same clips.
+
+A `TrainConfig` is one training run: the recipe plus the network, the loss and the seed. It
+builds its network and its log-Mel front end (`TrainConfig.build_model`, `build_logmel`), so
+that training, evaluation and the benchmark build them the same way.
 """
 
 from __future__ import annotations
@@ -16,18 +30,35 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from torch import nn
+
+from asdlib import features, layout, losses, models
+
+__all__ = [
+    "AMP_CHOICES",
+    "DEFAULT",
+    "ENV_VAR",
+    "PROFILES",
+    "Profile",
+    "Recipe",
+    "TrainConfig",
+    "get_profile",
+]
+
 #: The environment variable that selects the profile.
 ENV_VAR = "ASDLIB_PROFILE"
 #: The profile used when nothing is selected.
 DEFAULT = "book"
+#: Mixed-precision settings (CUDA only; the CPU always trains in float32).
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Recipe:
     """The clip length, the features and the training hyper-parameters of a run.
 
-    A `Profile` and an `asdlib.train.TrainConfig` are both recipes, so these fields and their
-    defaults live here once. The defaults are the authors' recipe (REFERENCE_FACTS.md).
+    A `Profile` and a `TrainConfig` are both recipes, so these fields and their defaults live
+    here once. The defaults are the authors' recipe (REFERENCE_FACTS.md).
     """
 
     seconds: float = 10.0  # clip length in seconds
@@ -45,12 +76,16 @@ class Recipe:
     margin: float = 0.7
     scale: float = 30.0
     val_fraction: float = 0.05
-    seed: int = 2023
+
+    @property
+    def num_samples(self) -> int:
+        """Clip length in samples at 16 kHz (`asdlib.layout.num_samples`)."""
+        return layout.num_samples(self.seconds)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Profile(Recipe):
-    """A named size of every experiment: the `Recipe` fields plus the synthetic dataset.
+    """A named size of every experiment: the `Recipe` fields plus data, toy and baseline sizes.
 
     Data fields describe the synthetic dataset that ``python -m asdlib synth`` writes for this
     profile; with the real DCASE data only the clip length (``seconds``) applies.
@@ -63,7 +98,12 @@ class Profile(Recipe):
     train_per_id: int  # synthetic normal training clips per machine ID
     test_normal_per_id: int  # synthetic normal test clips per machine ID
     test_anomaly_per_id: int  # synthetic anomalous test clips per machine ID
-    seeds: tuple = (2023,)  # seeds of the ablation runs
+    data_seed: int = 0  # the seed of the synthetic data (the same for every run)
+    # --- seeds of the runs (see the seed rule in the module docstring) ---
+    seeds: tuple = (2023,)
+    # --- the other models of the book ---
+    toy_epochs: int  # epochs of the 2-D toy of chapters 4-7 (after its warm-up)
+    baseline_epochs: int  # epochs of the chapter-2 autoencoder (the original recipe: 100)
 
     def summary(self) -> str:
         """One line naming the profile and its main sizes, printed beside every result."""
@@ -86,6 +126,8 @@ PROFILES = {
         batch_size=16,
         lr=1e-3,
         seeds=(0, 1),
+        toy_epochs=5,  # the toy is cheap; smoke only checks that it runs
+        baseline_epochs=2,
     ),
     "book": Profile(
         name="book",
@@ -107,6 +149,8 @@ PROFILES = {
         batch_size=16,
         lr=1e-3,
         seeds=(0, 1, 2),
+        toy_epochs=40,
+        baseline_epochs=12,
     ),
     "paper": Profile(
         name="paper",
@@ -116,19 +160,151 @@ PROFILES = {
         train_per_id=200,
         test_normal_per_id=50,
         test_anomaly_per_id=50,
-        seeds=(2023,),
+        seeds=(2023,),  # the authors' seed
+        toy_epochs=40,
+        baseline_epochs=100,
     ),
 }
 
 
-def get_profile(name: str | None = None) -> Profile:
+def get_profile(name: "str | Profile | None" = None) -> Profile:
     """The profile called ``name``, else the one named by ``ASDLIB_PROFILE``, else ``book``.
+
+    A `Profile` is returned as it is, so every function can take a name or a profile.
 
     Raises:
         ValueError: for an unknown name (the message lists the valid ones).
     """
+    if isinstance(name, Profile):
+        return name
     chosen = name or os.environ.get(ENV_VAR) or DEFAULT
     if chosen not in PROFILES:
         source = "argument 'profile'" if name else f"environment variable {ENV_VAR}"
         raise ValueError(f"unknown profile {chosen!r} (from {source}); choose one of {sorted(PROFILES)}")
     return PROFILES[chosen]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(Recipe):
+    """Everything that decides what a training run computes (not where or how fast).
+
+    Build one from a profile with `TrainConfig.from_profile("book", model="stgram", ...)`.
+    The defaults are the authors' recipe (the `paper` profile).
+
+    Args:
+        model: "tastgram" or "stgram" (`asdlib.models.MODELS`).
+        mode: "arcface", "mixup", "arcmix" or "noisy_arcmix" (`asdlib.losses.MODES`).
+        seed: seeds the initial weights, the validation split, the batch order and the mixing
+            draws (each through its own generator; the global random state is left alone).
+        profile: the name of the profile this config came from (a label for printed results).
+        seconds: clip length in seconds (clips are cropped or zero-padded to it).
+        num_epochs, batch_size, lr, min_lr_ratio: AdamW with cosine annealing from `lr` down to
+            `min_lr_ratio * lr`, stepped once per epoch.
+        alpha: lambda ~ Beta(alpha, alpha) of the mixing modes.
+        margin, scale: m (radians) and s of the ArcFace head.
+        val_fraction: share of the training clips held out for validation (random, seeded).
+        n_fft, hop_length, n_mels: the log-Mel settings; win_length: the Tgram window.
+        sub_centers: sub-centres per class of the ArcFace head.
+        amp: "auto" (bf16 where the GPU has it, else fp16 with a gradient scaler), "bf16",
+            "fp16" (always with a scaler) or "off". Only used on CUDA.
+    """
+
+    model: str = "tastgram"
+    mode: str = "noisy_arcmix"
+    seed: int = 2023
+    profile: str = "paper"
+    sub_centers: int = 1
+    amp: str = "auto"
+
+    def __post_init__(self):
+        if self.model not in models.MODELS:
+            raise ValueError(f"model: unknown model {self.model!r}; choose one of {list(models.MODELS)}")
+        if self.mode not in losses.MODES:
+            raise ValueError(f"mode: unknown mode {self.mode!r}; choose one of {list(losses.MODES)}")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"amp: must be one of {list(AMP_CHOICES)}, got {self.amp!r}")
+        for name in ("num_epochs", "batch_size", "n_fft", "hop_length", "n_mels", "win_length",
+                     "sub_centers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: must be a positive int, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: must be a non-negative int, got {self.seed!r}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size: BatchNorm needs at least 2 clips, got {self.batch_size}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: must lie in (0, 1), got {self.val_fraction!r}")
+        if not (self.lr > 0 and 0.0 < self.min_lr_ratio <= 1.0):
+            raise ValueError(f"lr and min_lr_ratio: need lr > 0 and 0 < min_lr_ratio <= 1, got "
+                             f"{self.lr!r} and {self.min_lr_ratio!r}")
+        try:
+            samples = self.num_samples
+        except ValueError as err:
+            raise ValueError(f"seconds: {err}") from None
+        window = max(self.n_fft, self.win_length)
+        if samples < window:
+            raise ValueError(
+                f"seconds: {self.seconds:g} s is {samples} samples, shorter than one analysis "
+                f"window ({window} samples = {window / layout.SAMPLE_RATE:g} s: n_fft "
+                f"{self.n_fft}, win_length {self.win_length})")
+
+    @classmethod
+    def from_profile(cls, profile: "str | Profile | None" = None, **overrides) -> "TrainConfig":
+        """The config of a profile (`ASDLIB_PROFILE` or book when None), with `overrides`.
+
+        The seed is the profile's first (`Profile.seeds`) unless `seed=` is given.
+        Example: `TrainConfig.from_profile("book", model="stgram", mode="arcface", seed=1)`.
+        """
+        chosen = get_profile(profile)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid: {sorted(fields)}")
+        values = {f.name: getattr(chosen, f.name) for f in dataclasses.fields(Recipe)}
+        values["profile"] = chosen.name
+        values["seed"] = chosen.seeds[0]
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """Rebuild a config from `to_dict()` (unknown keys are an error naming them)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown} (written by another "
+                             f"asdlib version?)")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def differences(self, other: "TrainConfig | dict") -> list:
+        """`["lr: 0.001 vs 0.002", ...]`: the fields where `self` and `other` differ."""
+        mine, theirs = self.to_dict(), other if isinstance(other, dict) else other.to_dict()
+        keys = sorted(set(mine) | set(theirs))
+        return [f"{k}: {mine.get(k)!r} vs {theirs.get(k)!r}" for k in keys
+                if mine.get(k) != theirs.get(k)]
+
+    def summary(self) -> str:
+        """One line naming the model, mode, seed and profile (printed beside results)."""
+        return (f"{self.model} {self.mode} seed={self.seed} (profile={self.profile}: "
+                f"{self.seconds:g} s clips, {self.num_epochs} epochs, batch {self.batch_size}, "
+                f"lr {self.lr:g})")
+
+    def build_model(self, num_classes: int) -> models.ASDNet:
+        """The STgram or TASTgram network of this config for `num_classes` machine IDs.
+
+        The one place a network is built from a config: training, `asdlib.checkpoints` and
+        the benchmark call it. Its initial weights come from torch's global generator (seed
+        it, or build it inside `torch.random.fork_rng`, as `asdlib.train` does).
+        """
+        return models.ASDNet(num_classes, features=self.model, num_samples=self.num_samples,
+                             n_mels=self.n_mels, hop_length=self.hop_length,
+                             win_length=self.win_length, margin=self.margin, scale=self.scale,
+                             sub_centers=self.sub_centers)
+
+    def build_logmel(self) -> nn.Module:
+        """The log-Mel front end of this config (`asdlib.features.LogMel`)."""
+        return features.LogMel(sample_rate=layout.SAMPLE_RATE, n_fft=self.n_fft,
+                               hop_length=self.hop_length, n_mels=self.n_mels)

@@ -1,19 +1,28 @@
-"""Where things live and what they run on: the cache folder, the device, a setup report.
+"""Where things live and what they run on: the home folder, the device, precision, a setup report.
 
 Used by the first cell of every chapter (see the preface): it prints the versions, the active
 profile (``asdlib.profiles``) and the device, so that every number in the book can be traced to
-the setup that produced it.
+the setup that produced it. Also here: atomic file writes, progress bars, the autocast dtype of
+a device, and the one process-wide setting asdlib offers (`reuse_freed_memory`), which only an
+explicit call or a command-line flag applies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import platform
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
+import pooch
+import torch
+import torchaudio
+
+import asdlib
 from asdlib import profiles
 
 #: The environment variable that moves every generated file (data, runs, caches).
@@ -29,8 +38,6 @@ def home() -> Path:
     configured = os.environ.get(HOME_VAR)
     if configured:
         return Path(configured).expanduser().resolve()
-    import pooch
-
     return Path(pooch.os_cache("asdlib")).resolve()
 
 
@@ -67,8 +74,6 @@ def write_text_atomic(text: str, path) -> None:
 
 def save_atomic(obj, path) -> None:
     """`torch.save` to `path` atomically (see `atomic_path`)."""
-    import torch
-
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -105,22 +110,69 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
     return _TQDM(iterable, disable=not show or disabled_by_env, **kwargs)
 
 
-def device(name: str | None = None):
+def device(name: str | None = None) -> torch.device:
     """The torch device to train on: ``name`` if given, else CUDA when available, else the CPU."""
-    import torch
-
     if name:
         return torch.device(name)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def autocast_dtype(amp: str, device: torch.device):
+    """The autocast dtype of a mixed-precision setting on a device (None: float32).
+
+    Only CUDA uses mixed precision: "auto" is bfloat16 where the GPU has it, else float16
+    (which `asdlib.train` pairs with a gradient scaler); "bf16" and "fp16" force one; "off"
+    and every CPU run compute in float32.
+    """
+    if device.type != "cuda" or amp == "off":
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def reuse_freed_memory() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back.
+
+    By default glibc serves every large block (the activations of a batch: tens of MB for
+    10 s clips) with a fresh `mmap` and returns it on `free`, so each training step
+    page-faults all its activations in again. With `mmap` off and a high trim threshold the
+    freed blocks stay in the heap and are reused: a CPU training step measured about 1.2x
+    faster for 2 s clips and 1.5x for 10 s clips on the book's machine. The price: the
+    process keeps its peak memory until it exits.
+
+    This changes the whole process for good (the same as starting Python with
+    `MALLOC_MMAP_MAX_=0`), so asdlib never calls it on its own: call it yourself, or pass
+    `--reuse-freed-memory` to `python -m asdlib train / evaluate / bench`.
+
+    Returns:
+        True when applied (Linux with glibc), False elsewhere (nothing changes).
+    """
+    global _FREED_MEMORY_REUSED
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # mallopt parameters of glibc's <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4
+    applied = libc.mallopt(-4, 0) == 1 and libc.mallopt(-1, 2**31 - 1) == 1
+    _FREED_MEMORY_REUSED = _FREED_MEMORY_REUSED or applied
+    return applied
+
+
+_FREED_MEMORY_REUSED = False
+
+
+def freed_memory_reused() -> bool:
+    """Whether `reuse_freed_memory` has been applied in this process."""
+    return _FREED_MEMORY_REUSED
+
+
 def describe(profile: str | None = None) -> str:
     """A few lines naming the versions, the active profile, the device and the cache folder."""
-    import torch
-    import torchaudio
-
-    import asdlib
-
     active = profiles.get_profile(profile)
     lines = [
         f"asdlib {asdlib.__version__} | torch {torch.__version__} | torchaudio {torchaudio.__version__}"

@@ -20,36 +20,33 @@ byte-identical files and a subset (``types=["fan"]``) holds exactly the clips of
     >>> from asdlib import synth
     >>> synth.generate("data/generated/synth_book", profile="book")   # doctest: +SKIP
 
-or, from the shell, ``python -m asdlib synth --out data/generated/synth_book --profile book``.
+or, from the shell, ``python -m asdlib synth --out data/generated/synth_book --profile book``
+(`asdlib.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import json
 import math
-import re
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from asdlib import layout, profiles, runtime
+from asdlib import audio, layout, profiles, runtime
 
 __all__ = [
     "ANOMALY_KINDS",
     "ANOMALY_NATURE",
     "GENERATOR_VERSION",
-    "add_arguments",
     "anomaly_kind",
     "clip_rng",
     "factory_background",
     "generate",
     "id_parameters",
-    "main",
     "make_clip",
-    "run",
 ]
 
 #: Bumped whenever a change to this module changes the samples it writes.
@@ -573,13 +570,11 @@ def _reference_rms(machine_type: str, machine_id: str, num_samples: int) -> floa
 
 
 def _num_samples(seconds) -> int:
+    """`asdlib.layout.num_samples`, with the generator's own lower bound of 64 samples."""
     try:
-        value = float(seconds)
-    except (TypeError, ValueError):
-        raise ValueError(f"seconds must be a positive number, got {seconds!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"seconds must be a positive number, got {seconds!r}")
-    n = int(round(value * SR))
+        n = layout.num_samples(seconds)
+    except ValueError as err:
+        raise ValueError(f"seconds {err}") from None
     if n < 64:
         raise ValueError(f"seconds must be at least 64 samples ({64 / SR:g} s), got {seconds!r}")
     return n
@@ -684,14 +679,12 @@ def _jobs(options: dict) -> list:
 
 
 def _write_one(job, out: str, seed: int, seconds: float, skip_existing: bool) -> None:
-    from asdlib.audio import write_clip
-
     machine_type, machine_id, split, label, number, relative = job
     path = Path(out) / relative
     if skip_existing and path.exists():  # write_clip is atomic: an existing file is complete
         return
     wav = make_clip(machine_type, machine_id, label, number, split, seed, seconds)
-    write_clip(path, wav, SR)
+    audio.write_clip(path, wav, SR)
 
 
 def _write_chunk(chunk, out, seed, seconds, skip_existing) -> int:
@@ -827,8 +820,6 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
             _write_one(job, str(out), seed, float(seconds), resume)
             bar.update(1)
     else:
-        from concurrent.futures import ProcessPoolExecutor
-
         chunks = [jobs[i:i + 24] for i in range(0, len(jobs), 24)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(_write_chunk, c, str(out), seed, float(seconds), resume)
@@ -849,82 +840,3 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
     _write_json(info_path, info)
     partial_path.unlink(missing_ok=True)
     return info
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: python -m asdlib synth ...
-# --------------------------------------------------------------------------------------------
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1, got 0")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``python -m asdlib synth`` to ``parser``."""
-    parser.add_argument("--out", required=True, help="dataset folder to write")
-    parser.add_argument("--profile", choices=sorted(profiles.PROFILES), default=None,
-                        help=f"clip counts and length (default: ${profiles.ENV_VAR} or book)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="global seed (default 0)")
-    parser.add_argument("--seconds", type=_positive_seconds, default=None,
-                        help="clip length in seconds (default: the profile's)")
-    parser.add_argument("--types", nargs="+", choices=layout.MACHINE_TYPES, default=None,
-                        metavar="TYPE", help=f"machine types to write, from {list(layout.MACHINE_TYPES)}")
-    parser.add_argument("--all-ids", action="store_true",
-                        help="write all 41 machine IDs (default: the profile's, dev IDs for book)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace clips written into --out with other options")
-    parser.add_argument("--workers", type=_positive_int, default=1,
-                        help="processes writing clips (default 1)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``python -m asdlib synth`` with parsed arguments; returns the exit status."""
-    try:
-        info = generate(args.out, profile=args.profile, seed=args.seed, seconds=args.seconds,
-                        types=args.types, ids="all" if args.all_ids else None,
-                        progress=not args.quiet, overwrite=args.overwrite, workers=args.workers)
-    except ValueError as err:
-        # name the command-line option rather than the Python argument
-        message = re.sub(r"^(out|seconds|types|ids|seed|profile|workers)\b",
-                         lambda m: "--" + m.group(1).replace("ids", "all-ids"), str(err))
-        raise SystemExit(f"python -m asdlib synth: error: {message}") from None
-    print(f"{info['total_clips']} clips in {args.out} (profile {info['profile']}, "
-          f"seed {info['seed']}, {info['seconds']:g} s, {info['ids']} IDs)")
-    return 0
-
-
-def main(argv=None) -> int:
-    """``python -m asdlib.synth ...``: the same as ``python -m asdlib synth ...``."""
-    parser = argparse.ArgumentParser(prog="python -m asdlib synth",
-                                     description="write the synthetic machine-sound dataset")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

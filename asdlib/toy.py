@@ -49,33 +49,20 @@ from asdlib import losses, metrics, profiles
 
 __all__ = [
     "ANOMALY_KINDS",
-    "TOY_EPOCHS",
     "ToyData",
     "ToyResult",
     "angles_to_class",
+    "example_batch",
     "make_toy",
-    "mix_pairs",
-    "mixed_batch",
+    "mixed_test_points",
     "summarize",
     "toy_auc",
-    "toy_epochs",
     "toy_mlp",
     "train_toy",
 ]
 
 #: The two kinds of toy anomalies, by their code in ``ToyData.anomaly_kind``.
 ANOMALY_KINDS = ("between", "off")
-
-#: Training epochs of the toy per profile (the toy is cheap; smoke only checks that it runs).
-TOY_EPOCHS = {"smoke": 5, "book": 40, "paper": 40}
-
-
-def toy_epochs(profile=None) -> int:
-    """Number of toy training epochs for a profile (name, `Profile`, or None for the active one)."""
-    if profile is None or isinstance(profile, str):
-        profile = profiles.get_profile(profile)
-    return TOY_EPOCHS[profile.name]
-
 
 @dataclass(frozen=True)
 class ToyData:
@@ -288,8 +275,8 @@ def summarize(runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, index=index)
 
 
-def mixed_batch(seed: int = 0):
-    """The small made-up mixed batch that chapters 6 and 7 compute their losses on by hand.
+def example_batch(seed: int = 0):
+    """The small made-up batch of mixed clips that chapters 6 and 7 compute their losses on by hand.
 
     Six clips with 8-d embeddings and five classes; clip ``i`` of class ``y_a[i]`` was mixed
     with a clip of class ``y_b[i]``, always another class.
@@ -308,8 +295,11 @@ def mixed_batch(seed: int = 0):
     return embedding, weight, y_a, y_b
 
 
-def mix_pairs(data: ToyData, num_points: int = 400, seed: int = 0):
+def mixed_test_points(data: ToyData, num_points: int = 400, seed: int = 0):
     """Mixtures of held-out normal points of two different classes, lambda uniform in [0, 1].
+
+    Each pair has its own lambda (`asdlib.losses.mix`), unlike training, where `mix_batch`
+    draws one lambda per batch.
 
     ``num_points`` pairs are drawn and the pairs of two points of the same class dropped (about
     1 / num_classes of them).
@@ -331,7 +321,7 @@ def mix_pairs(data: ToyData, num_points: int = 400, seed: int = 0):
     keep = data.y_test[i] != data.y_test[j]
     i, j = i[keep], j[keep]
     lam = torch.rand(len(i), generator=gen)  # [pairs]
-    x_mix = lam[:, None] * data.x_test[i] + (1 - lam[:, None]) * data.x_test[j]  # [pairs, input_dim]
+    x_mix = losses.mix(data.x_test[i], data.x_test[j], lam[:, None])  # [pairs, input_dim]
     return x_mix, data.y_test[i], data.y_test[j], lam
 
 
@@ -355,7 +345,7 @@ def train_toy(
         margin: m, in radians (unused by "mixup").
         scale: s.
         seed: seed of the initial weights, the batch order and the mixing draws.
-        epochs: passes over the training points; None takes `toy_epochs` of the active profile.
+        epochs: passes over the training points; None takes the active profile's `toy_epochs`.
         data: the data set; None draws ``make_toy(seed=0)`` (the same data for every seed).
         batch_size: points per mini-batch.
         lr: Adam learning rate.
@@ -371,7 +361,7 @@ def train_toy(
     """
     if mode not in losses.MODES:
         raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(losses.MODES)}")
-    epochs = toy_epochs() if epochs is None else int(epochs)
+    epochs = profiles.get_profile().toy_epochs if epochs is None else int(epochs)
     if epochs < 0 or warmup_epochs < 0:
         raise ValueError(f"epochs and warmup_epochs must be >= 0, got {epochs}, {warmup_epochs}")
     data = make_toy() if data is None else data

@@ -1,0 +1,113 @@
+"""The store: inputs -> hash -> folder, built once, safe when two processes want the same one.
+
+Every result of asdlib that is a pure function of its inputs is kept in a folder named by those
+inputs, so that it is computed once and then read: the decoded clips of a dataset
+(`asdlib.cache`), the training runs (`asdlib.experiments`), the chapter-2 autoencoders
+(`asdlib.baseline`) and the synthetic datasets (`asdlib.experiments.synthetic_dataset`). They
+all go through `folder`:
+
+1. If ``<parent>/<name>`` holds the completion marker, it is returned at once (no lock).
+2. Otherwise the process takes a file lock (`filelock`) beside it; a second process asking for
+   the same folder waits here, and once the first is done it finds the folder complete and
+   reads it.
+3. The lock holder builds into ``<parent>/.<name>.partial``. A build that was killed leaves
+   its work there, and the next build starts from it (training resumes from its last epoch;
+   the generator skips the clips it wrote), or clears it.
+4. The marker is written last, then the folder is renamed into place in one atomic step: a
+   reader never sees a half-built folder.
+
+    >>> from asdlib import store
+    >>> def build(work):                                     # doctest: +SKIP
+    ...     (work / "answer.txt").write_text("42")
+    >>> path = store.folder(cache_dir, "answer-" + store.key({"question": 6 * 7}), build)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import filelock
+
+__all__ = ["MARKER", "folder", "is_complete", "key", "lock"]
+
+#: The file written last into a complete folder.
+MARKER = ".complete"
+
+
+def key(inputs, length: int = 16) -> str:
+    """A hash of JSON-able ``inputs``: the same inputs always give the same key.
+
+    Args:
+        inputs: anything `json.dumps` can write (dict keys are sorted; other objects are written
+            with `str`).
+        length: hexadecimal digits kept.
+    """
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def is_complete(path) -> bool:
+    """Whether ``path`` is a complete store folder (it holds the marker)."""
+    return (Path(path) / MARKER).is_file()
+
+
+def lock(path) -> filelock.FileLock:
+    """The inter-process lock of a folder: the file ``.<name>.lock`` beside it.
+
+    Use it as a context manager; a second process blocks until the first one releases it.
+    """
+    path = Path(path)
+    return filelock.FileLock(str(path.parent / f".{path.name}.lock"))
+
+
+def folder(parent, name: str, build, *, description: str | None = None) -> Path:
+    """The complete folder ``<parent>/<name>``, built by ``build(work)`` if it is not there yet.
+
+    Args:
+        parent: the folder that holds folders of this kind (created if missing).
+        name: the folder's name, usually ``f"<kind>-{key(inputs)}"``.
+        build: ``build(work)`` fills the folder ``work`` (which exists, and may hold what an
+            interrupted earlier build left there). When it returns, the folder is complete.
+        description: what is built, for the message printed while waiting for another process.
+
+    Returns:
+        The complete folder ``<parent>/<name>``.
+
+    Raises:
+        Whatever ``build`` raises; its work stays in ``<parent>/.<name>.partial`` for the next
+        attempt.
+    """
+    parent = Path(parent)
+    final = parent / name
+    if is_complete(final):
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    guard = lock(final)
+    try:
+        guard.acquire(timeout=0)
+    except filelock.Timeout:
+        print(f"waiting for another process that is building {description or final} ...",
+              file=sys.stderr, flush=True)
+        guard.acquire()
+    try:
+        if is_complete(final):  # the other process finished it while we waited
+            return final
+        work = parent / f".{name}.partial"
+        if final.exists() and not work.exists():
+            # A folder without the marker (written by an older asdlib, which marked its folders
+            # differently): build on top of it
+            os.rename(final, work)
+        elif final.exists():
+            shutil.rmtree(final)
+        work.mkdir(exist_ok=True)
+        build(work)
+        (work / MARKER).write_text("complete\n")
+        os.rename(work, final)
+        return final
+    finally:
+        guard.release()

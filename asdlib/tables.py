@@ -1,0 +1,200 @@
+"""Every table of the book: the paper's layout, means and spreads over seeds, the published numbers.
+
+Chapters 1, 2 and 8-11 print their results with these; `asdlib.metrics` holds the AUC / pAUC
+maths they are built from. The layout is that of the tables of S. Choi and J.-W. Choi,
+"Noisy-ArcMix", ICASSP 2024: one row per method, the columns (machine type, AUC / pAUC) in the
+order fan, pump, slider, valve, ToyCar, ToyConveyor, then ``Average``, values in percent.
+
+- `paper_table`: runs (or results frames) in that layout, one row each, or the mean over the
+  seeds of a list of runs;
+- `seed_summary`: mean and sample standard deviation over seeds, in that layout;
+- `published`: the paper's own numbers (real DCASE 2020 data), in that layout;
+- `type_summary`: one run per machine type under both protocols, with the worst ID;
+- `mean_pm`: "mean ± spread" strings for printing.
+
+Wherever a function takes results, a results frame (``machine_type, machine_id, label, score``),
+an `asdlib.experiments.Run` (its scores are used) or, for several seeds, a list of either will do.
+"""
+
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from asdlib import metrics
+
+__all__ = ["mean_pm", "paper_table", "published", "seed_summary", "type_summary"]
+
+
+def _frame(result) -> pd.DataFrame:
+    """The results frame of a results frame or of a run (anything with `results_frame()`)."""
+    return result.results_frame() if hasattr(result, "results_frame") else result
+
+
+def _paper_row(frame, protocol, max_fpr):
+    """One row of the paper's table: {(machine_type, "AUC" / "pAUC"): value in %}."""
+    per_type = metrics.per_type_table(frame, max_fpr)
+    auc_column, pauc_column = metrics.PROTOCOL_COLUMNS[protocol]
+    row = {}
+    for machine_type in per_type.index:
+        row[(machine_type, "AUC")] = 100.0 * per_type.at[machine_type, auc_column]
+        row[(machine_type, "pAUC")] = 100.0 * per_type.at[machine_type, pauc_column]
+    # Average over the types present in this run.
+    row[("Average", "AUC")] = 100.0 * per_type[auc_column].mean()
+    row[("Average", "pAUC")] = 100.0 * per_type[pauc_column].mean()
+    return row
+
+
+def _layout(rows):
+    """DataFrame of {name: {(machine_type, metric): value}} in the paper's column layout."""
+    types = metrics.type_order(key[0] for row in rows.values() for key in row if key[0] != "Average")
+    columns = pd.MultiIndex.from_product(
+        [types + ["Average"], ["AUC", "pAUC"]], names=["machine_type", "metric"]
+    )
+    values = [[row.get(column, math.nan) for column in columns] for row in rows.values()]
+    return pd.DataFrame(values, index=pd.Index(list(rows), name="run"), columns=columns)
+
+
+def _per_seed(results, protocol, max_fpr) -> pd.DataFrame:
+    """One row per seed (per element of the list `results`)."""
+    return _layout({i: _paper_row(_frame(r), protocol, max_fpr) for i, r in enumerate(results)})
+
+
+def paper_table(results, protocol: str = "per_id_mean", max_fpr: float = 0.1) -> pd.DataFrame:
+    """Results of several runs in the layout of the paper's tables (values in %).
+
+    Rows are runs (methods); columns are a MultiIndex (machine_type, metric) with the types
+    in the order fan, pump, slider, valve, ToyCar, ToyConveyor (those present), then
+    ``Average`` (mean over the types present in the row), each with ``AUC`` and ``pAUC``.
+
+    Args:
+        results: dict name -> results frame or run, or name -> list of them (the row is then
+            the mean over the list, i.e. over seeds); or a list of runs (named by their label
+            and seed).
+        protocol: ``"per_id_mean"`` (DCASE 2020: mean over IDs) or ``"pooled"`` (all clips
+            of a type together, as the Noisy-ArcMix evaluation script).
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        DataFrame, index ``run``, values in percent.
+    """
+    metrics.check_protocol(protocol)
+    if isinstance(results, (list, tuple)):
+        results = {f"{run.label} seed {run.config.seed}": run for run in results}
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict run name -> results frame (or run, "
+                         "or list of them)")
+    rows = {}
+    for name, value in results.items():
+        try:
+            if isinstance(value, (list, tuple)):
+                rows[name] = _per_seed(value, protocol, max_fpr).mean(axis=0).to_dict()
+            else:
+                rows[name] = _paper_row(_frame(value), protocol, max_fpr)
+        except ValueError as error:
+            raise ValueError(f"results[{name!r}]: {error}") from None
+    return _layout(rows)
+
+
+def seed_summary(results, protocol: str = "per_id_mean", max_fpr: float = 0.1):
+    """Mean and standard deviation over seeds, in the layout of :func:`paper_table`.
+
+    Args:
+        results: dict run name -> list of results frames or runs (one per seed).
+        protocol: ``"per_id_mean"`` or ``"pooled"``.
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        ``(mean, std)``: two DataFrames in percent, rows = runs. ``std`` is the sample
+        standard deviation over seeds (ddof = 1; NaN for a single seed). The ``Average``
+        column is the mean (std) over seeds of each seed's average.
+    """
+    metrics.check_protocol(protocol)
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict run name -> list of results frames")
+    means, stds = {}, {}
+    for name, frames in results.items():
+        if isinstance(frames, pd.DataFrame) or len(frames) == 0:
+            raise ValueError(f"results[{name!r}] must be a non-empty list of results frames")
+        try:
+            per_seed = _per_seed(frames, protocol, max_fpr)  # [seeds, columns]
+        except ValueError as error:
+            raise ValueError(f"results[{name!r}]: {error}") from None
+        means[name] = per_seed.mean(axis=0).to_dict()
+        stds[name] = per_seed.std(axis=0, ddof=1).to_dict()
+    return _layout(means), _layout(stds)
+
+
+def published(table: str = "ablation") -> pd.DataFrame:
+    """The paper's published numbers (AUC / pAUC in %) in the layout of :func:`paper_table`.
+
+    Args:
+        table: "ablation" (TASTgram / STgram x ArcFace / NAMix) or "comparison" (other
+            methods of the DCASE 2020 development set).
+
+    Returns:
+        Rows = methods, columns = (machine_type, AUC / pAUC), types in the paper's order,
+        then Average. These numbers are on the REAL DCASE 2020 Task 2 development set.
+    """
+    path = resources.files("asdlib") / "resources" / "paper_results.csv"
+    with resources.as_file(path) as csv:
+        frame = pd.read_csv(csv)
+    if table not in set(frame["table"]):
+        raise ValueError(f"table: must be one of {sorted(set(frame['table']))}, got {table!r}")
+    frame = frame[frame["table"] == table]
+    types = list(metrics.TABLE_TYPES) + ["Average"]
+    columns = pd.MultiIndex.from_product([types, ["AUC", "pAUC"]],
+                                         names=["machine_type", "metric"])
+    rows = {}
+    for method, part in frame.groupby("method", sort=False):
+        values = {}
+        for _, row in part.iterrows():
+            machine_type = "Average" if row["machine_type"] == "average" else row["machine_type"]
+            values[(machine_type, "AUC")] = float(row["auc"])
+            values[(machine_type, "pAUC")] = float(row["pauc"])
+        rows[method] = [values.get(column, np.nan) for column in columns]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("run")
+
+
+#: The columns of `type_summary`: per_type_table column -> printed name.
+TYPE_SUMMARY_COLUMNS = {
+    "per_id_mean_auc": "AUC (per-ID mean)",
+    "per_id_mean_pauc": "pAUC (per-ID mean)",
+    "mauc": "worst ID AUC",
+    "pooled_auc": "AUC (pooled)",
+    "pooled_pauc": "pAUC (pooled)",
+}
+
+
+def type_summary(result, max_fpr: float = 0.1) -> pd.DataFrame:
+    """One run per machine type, in %: AUC and pAUC under both protocols and the worst ID.
+
+    Rows: the machine types in the paper's order, then ``Average`` (the mean over the types;
+    for the worst ID, the minimum). Columns: see `TYPE_SUMMARY_COLUMNS`.
+
+    Args:
+        result: a results frame or a run.
+        max_fpr: p of the partial AUC.
+    """
+    per_type = metrics.per_type_table(_frame(result), max_fpr)
+    table = (100 * per_type[list(TYPE_SUMMARY_COLUMNS)]).rename(columns=TYPE_SUMMARY_COLUMNS)
+    average = table.mean()
+    average["worst ID AUC"] = table["worst ID AUC"].min()
+    table.loc["Average"] = average
+    return table
+
+
+def mean_pm(mean, spread, digits: int = 2):
+    """``"61.12 ± 1.05"`` strings of a mean and a spread (DataFrames or Series of one shape,
+    or two numbers)."""
+    def text(m, s):
+        return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+    if isinstance(mean, (pd.DataFrame, pd.Series)):
+        values = np.vectorize(text, otypes=[object])(mean.to_numpy(), spread.to_numpy())
+        return (pd.DataFrame(values, index=mean.index, columns=mean.columns)
+                if isinstance(mean, pd.DataFrame) else pd.Series(values, index=mean.index))
+    return text(mean, spread)
