@@ -15,7 +15,6 @@ from asdlib.baseline import (
     reconstruction_errors,
     run_baseline,
     score_clips,
-    settings_for,
     train_autoencoder,
     train_step,
 )
@@ -219,11 +218,12 @@ def test_score_clips_bad_input_names_the_argument():
         score_clips(model, torch.zeros(2, 5, 640), batch_size=0)
 
 
-def test_settings_follow_the_profile():
-    assert settings_for("paper").num_epochs == 100
-    assert settings_for(get_profile("smoke")).num_epochs < settings_for("book").num_epochs
-    with pytest.raises(ValueError, match="profile: no autoencoder settings for 'tiny'"):
-        settings_for("tiny")
+def test_the_sizes_come_from_the_profile_and_the_recipe_is_the_original():
+    assert get_profile("paper").baseline_epochs == 100  # the original recipe
+    assert get_profile("smoke").baseline_epochs < get_profile("book").baseline_epochs
+    assert (baseline.BATCH_SIZE, baseline.LR) == (512, 1e-3)
+    with pytest.raises(ValueError, match="unknown profile 'tiny'"):
+        run_baseline(pd.DataFrame(), profile="tiny")
 
 
 # ------------------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_run_baseline_scores_every_test_clip(tiny_results):
     assert len(results) == ids * (smoke.test_normal_per_id + smoke.test_anomaly_per_id)
     assert set(results["label"]) == {0, 1}
     assert np.isfinite(results["score"]).all()
-    assert list(models) == ["fan"] and len(losses["fan"]) == settings_for("smoke").num_epochs
+    assert list(models) == ["fan"] and len(losses["fan"]) == get_profile("smoke").baseline_epochs
     # the tables of asdlib.metrics accept it
     assert metrics.per_id_table(results).shape[0] == ids
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from asdlib import audio, cache, dcase
+from asdlib import audio, cache, dcase, store
 from asdlib.audio import ClipError, ClipWarning, read_clip, write_clip
 
 RATE = 16000
@@ -37,7 +37,7 @@ def index(root):
 def test_round_trip_labels_and_length(index, tmp_path):
     with pytest.warns(ClipWarning, match="4 clip.*zero-padded"):  # the short test clips
         path = cache.build_cache(index, tmp_path / "cache", NUM_SAMPLES, progress=False)
-    assert path.name.startswith("clips-") and (path / cache.MARKER).exists()
+    assert path.name.startswith("clips-") and store.is_complete(path)
     dataset = cache.open_cache(path)
     assert len(dataset) == len(index) == 16
     cmap = dcase.class_map(index)
@@ -121,11 +121,12 @@ def test_killed_build_leaves_no_complete_cache(index, tmp_path, monkeypatch):
     monkeypatch.setattr(audio, "_read_one", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         cache.build_cache(train, tmp_path / "c", NUM_SAMPLES, progress=False)
-    assert list((tmp_path / "c").iterdir()) == []  # nothing, not even the temporary folder
+    # no cache folder: only the store's hidden work folder (and its lock file)
+    assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")] == []
     monkeypatch.setattr(audio, "_read_one", real_read)
     path = cache.build_cache(train, tmp_path / "c", NUM_SAMPLES, progress=False)
     assert len(cache.open_cache(path)) == 12
-    assert [p.name for p in (tmp_path / "c").iterdir()] == [path.name]
+    assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.endswith(".lock")] == [path.name]
 
 
 def test_incomplete_folder_is_refused(tmp_path):
@@ -155,7 +156,7 @@ def test_skip_unreadable_clips(index, tmp_path):
     Path(train["path"][1]).write_bytes(b"broken")
     with pytest.raises(ClipError, match="normal_id_00_00000001.wav"):
         cache.build_cache(train, tmp_path / "c", NUM_SAMPLES, progress=False)
-    assert list((tmp_path / "c").iterdir()) == []
+    assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.startswith(".")] == []
     with pytest.warns(ClipWarning, match="1 clip.*skipped"):
         dataset = cache.cached_dataset(train, tmp_path / "c", NUM_SAMPLES, on_error="skip",
                                        progress=False)

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from asdlib.evaluate import evaluate
-from asdlib.train import TrainConfig, load_checkpoint, train
+from asdlib.checkpoints import load_checkpoint
+from asdlib.profiles import TrainConfig
+from asdlib.train import train
 
 
 # Train on one torch thread (see conftest.one_torch_thread).

@@ -15,7 +15,9 @@ from scipy import stats
 
 from asdlib.evaluate import SCORES, anomaly_scores, evaluate, gamma_threshold
 from asdlib.features import LogMel
-from asdlib.train import TrainConfig, load_model, train
+from asdlib.checkpoints import load_model
+from asdlib.profiles import TrainConfig
+from asdlib.train import train
 
 
 # Train on one torch thread (see conftest.one_torch_thread).

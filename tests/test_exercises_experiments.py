@@ -226,7 +226,7 @@ def test_plots_of_chapters_8_to_10_draw_into_the_given_axes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from asdlib import metrics, plots
+    from asdlib import plots, tables
 
     fig, axes = plt.subplots(2, 2)
     history = pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [3.0, 2.0, 1.5],
@@ -257,7 +257,7 @@ def test_plots_of_chapters_8_to_10_draw_into_the_given_axes():
         frames.append(pd.DataFrame({"machine_type": ["fan"] * 8 + ["pump"] * 8,
                                     "machine_id": (["id_00"] * 4 + ["id_02"] * 4) * 2,
                                     "label": [0, 0, 1, 1] * 4, "score": r.normal(size=16)}))
-    mean, std = metrics.seed_summary({"STgram (ArcFace)": frames, "TASTgram (NAMix)": frames[::-1]})
+    mean, std = tables.seed_summary({"STgram (ArcFace)": frames, "TASTgram (NAMix)": frames[::-1]})
     paper = pd.DataFrame([[90.0] * mean.shape[1]], index=["TASTgram (NAMix)"], columns=mean.columns)
     ax = plots.plot_ablation(mean, std, "AUC", paper=paper, ax=axes[1, 1])
     labels_shown = [text.get_text() for text in ax.get_legend().get_texts()]

@@ -9,8 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from asdlib import experiments
-from asdlib.train import TrainConfig, dataset_fingerprint, train
+from asdlib import experiments, tables
+from asdlib.dcase import dataset_fingerprint
+from asdlib.profiles import TrainConfig
+from asdlib.train import train
 
 
 # Train on one torch thread (see conftest.one_torch_thread).
@@ -109,8 +111,8 @@ def test_real_data_fingerprint_is_the_list_of_relative_paths_and_sizes(tmp_path,
     assert dataset_fingerprint(moved)["hash"] != first["hash"]
 
 
-def test_paper_results_match_the_packaged_csv():
-    ablation = experiments.paper_results("ablation")
+def test_published_results_match_the_packaged_csv():
+    ablation = tables.published("ablation")
     assert list(ablation.index) == ["STgram (ArcFace)", "TASTgram (ArcFace)", "STgram (NAMix)",
                                     "TASTgram (NAMix)"]
     assert ablation.loc["TASTgram (NAMix)", ("Average", "AUC")] == pytest.approx(94.65)
@@ -119,20 +121,20 @@ def test_paper_results_match_the_packaged_csv():
     with open(packaged) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 7 * 6 + 4 * 7
-    comparison = experiments.paper_results("comparison")
+    comparison = tables.published("comparison")
     assert "MobileNetV2" in comparison.index
     with pytest.raises(ValueError, match="table: must be one of"):
-        experiments.paper_results("figure")
+        tables.published("figure")
 
 
-def test_results_table_has_the_paper_layout(arcface_run):
+def test_paper_table_of_runs_has_the_paper_layout(arcface_run):
     _, _, run = arcface_run
-    table = experiments.results_table({"ours": run})
+    table = tables.paper_table({"ours": run})
     assert list(table.columns.get_level_values(0).unique()) == ["valve", "Average"]
     average = run.metrics["average"]
     assert table.loc["ours", ("Average", "AUC")] == pytest.approx(100 * average["auc"])
-    pooled = experiments.results_table({"ours": run}, protocol="pooled")
+    pooled = tables.paper_table({"ours": run}, protocol="pooled")
     assert pooled.loc["ours", ("Average", "pAUC")] == pytest.approx(100 * average["pooled_pauc"])
     # a list of seeds gives the mean over seeds
-    mean = experiments.results_table({"ours": [run, run]})
+    mean = tables.paper_table({"ours": [run, run]})
     assert mean.loc["ours", ("Average", "AUC")] == pytest.approx(100 * average["auc"])

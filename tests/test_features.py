@@ -94,8 +94,9 @@ def test_integer_wav_is_rejected():
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_non_finite_wav_is_rejected(bad):
+def test_forward_reads_no_values(bad):
+    """No finiteness check in forward (a GPU sync per step): a NaN or Inf goes through. Such
+    clips are refused where they enter, when read (tests/test_audio.py)."""
     wav = torch.zeros(1, 16000)
     wav[0, 5] = bad
-    with pytest.raises(ValueError, match="wav contains NaN or infinite"):
-        LogMel()(wav)
+    assert not torch.isfinite(LogMel()(wav)).all()

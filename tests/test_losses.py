@@ -414,10 +414,11 @@ def test_bad_embedding_and_weight():
         arcface_logits(embedding, weight[:, :7], labels)
     with pytest.raises(ValueError, match="not a multiple of sub_centers=2"):
         arcface_logits(embedding, weight, labels, sub_centers=2)
+    # No value check in a loss (it would cost a GPU sync per step): a NaN goes through. Clips
+    # with NaN or Inf are refused where they enter, when read (tests/test_audio.py).
     bad = embedding.clone()
     bad[2, 3] = float("nan")
-    with pytest.raises(ValueError, match="embedding contains NaN"):
-        arcface_loss(bad, weight, labels)
+    assert torch.isnan(arcface_loss(bad, weight, labels))
 
 
 def test_bad_labels():
@@ -426,9 +427,10 @@ def test_bad_labels():
         arcface_logits(embedding, weight, labels[:, None])
     with pytest.raises(ValueError, match="labels must hold integer.*float"):
         arcface_logits(embedding, weight, labels.float())
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+    # The label range is not read by asdlib (a GPU sync); torch's one_hot refuses it
+    with pytest.raises(RuntimeError, match="Class values must be smaller than num_classes"):
         arcface_logits(embedding, weight, torch.full_like(labels, 5))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+    with pytest.raises(RuntimeError, match="Class values must be non-negative"):
         arcface_loss(embedding, weight, torch.full_like(labels, -1))
     with pytest.raises(ValueError, match="labels has 5 entries but the embedding batch has 6"):
         arcface_loss(embedding, weight, labels[:5])
@@ -441,7 +443,7 @@ def test_bad_mix_inputs(loss_fn):
         loss_fn(embedding, weight, y_a[:5], y_b, 0.5)
     with pytest.raises(ValueError, match="y_b has 4 entries"):
         loss_fn(embedding, weight, y_a, y_b[:4], 0.5)
-    with pytest.raises(ValueError, match=r"y_b must lie in \[0, 5\)"):
+    with pytest.raises((IndexError, RuntimeError), match="out of bounds|smaller than num_classes"):
         loss_fn(embedding, weight, y_a, y_b + 10, 0.5)
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         loss_fn(embedding, weight, y_a, y_b, 1.5)

@@ -1,4 +1,4 @@
-"""Tests of asdlib.metrics: AUC / pAUC, per-ID, per-type, pooled and paper tables."""
+"""Tests of asdlib.metrics: AUC / pAUC, per-ID, per-type and pooled tables."""
 
 import numpy as np
 import pandas as pd
@@ -9,10 +9,8 @@ from asdlib.metrics import (
     PROTOCOLS,
     TABLE_TYPES,
     auc_pauc,
-    paper_table,
     per_id_table,
     per_type_table,
-    seed_summary,
 )
 
 
@@ -220,77 +218,3 @@ def test_frame_errors_name_the_problem():
     only_normal = frame[~((frame.machine_id == "id_02") & (frame.label == 1))]
     with pytest.raises(ValueError, match=r"fan id_02: labels hold one class only \(normal"):
         per_id_table(only_normal)
-
-
-# ----------------------------------------------------------------------------------------
-# paper_table and seed_summary
-# ----------------------------------------------------------------------------------------
-
-
-def test_paper_table_layout_and_values():
-    shuffled = ("ToyConveyor", "valve", "fan", "ToyCar", "slider", "pump")
-    ours = random_frame(types=shuffled, seed=0)
-    other = random_frame(types=("pump", "fan"), seed=1)
-    table = paper_table({"ours": ours, "other": other})
-    assert list(table.index) == ["ours", "other"]
-    assert table.columns.names == ["machine_type", "metric"]
-    assert list(table.columns.get_level_values(0)[::2]) == list(TABLE_TYPES) + ["Average"]
-    assert list(table.columns.get_level_values(1)[:2]) == ["AUC", "pAUC"]
-    # Values in percent, from the per-ID means.
-    per_type = per_type_table(ours)
-    assert table.at["ours", ("valve", "AUC")] == pytest.approx(
-        100 * per_type.at["valve", "per_id_mean_auc"]
-    )
-    assert table.at["ours", ("valve", "pAUC")] == pytest.approx(
-        100 * per_type.at["valve", "per_id_mean_pauc"]
-    )
-    assert table.at["ours", ("Average", "AUC")] == pytest.approx(
-        100 * per_type["per_id_mean_auc"].mean()
-    )
-    # A run with fewer types: missing cells are NaN, its Average is over its own types.
-    assert np.isnan(table.at["other", ("valve", "AUC")])
-    per_type_other = per_type_table(other)
-    assert table.at["other", ("Average", "pAUC")] == pytest.approx(
-        100 * per_type_other["per_id_mean_pauc"].mean()
-    )
-
-
-def test_paper_table_protocols_differ():
-    frame = frame_of({("fan", "id_00"): ([0, 1], [2, 3]), ("fan", "id_02"): ([10, 11], [12, 13])})
-    per_id = paper_table({"run": frame}, protocol="per_id_mean")
-    pooled = paper_table({"run": frame}, protocol="pooled")
-    assert per_id.at["run", ("fan", "AUC")] == pytest.approx(100.0)
-    assert pooled.at["run", ("fan", "AUC")] == pytest.approx(75.0)
-    assert set(PROTOCOLS) == {"per_id_mean", "pooled"}
-    with pytest.raises(ValueError, match="protocol must be one of per_id_mean, pooled"):
-        paper_table({"run": frame}, protocol="pooled_auc")
-
-
-def test_unknown_types_go_after_the_table_types():
-    frame = random_frame(types=("gearbox", "fan", "bearing"))
-    table = paper_table({"run": frame})
-    assert list(table.columns.get_level_values(0)[::2]) == ["fan", "gearbox", "bearing", "Average"]
-
-
-def test_paper_table_bad_inputs():
-    with pytest.raises(ValueError, match="results must be a non-empty dict"):
-        paper_table(random_frame(types=("fan",)))
-    with pytest.raises(ValueError, match=r"results\['broken'\]: frame is missing columns"):
-        paper_table({"broken": pd.DataFrame({"score": [0.1]})})
-
-
-def test_seed_summary_mean_and_std():
-    seeds = [random_frame(types=("fan", "valve"), seed=seed) for seed in range(3)]
-    mean, std = seed_summary({"ours": seeds, "single": seeds[:1]})
-    per_seed = np.array([paper_table({"s": frame}).loc["s"].to_numpy() for frame in seeds])
-    np.testing.assert_allclose(mean.loc["ours"].to_numpy(), per_seed.mean(axis=0))
-    np.testing.assert_allclose(std.loc["ours"].to_numpy(), per_seed.std(axis=0, ddof=1))
-    assert (std.loc["ours"] > 0).all()
-    # Same layout as paper_table; one seed has no spread.
-    assert mean.columns.equals(paper_table({"s": seeds[0]}).columns)
-    assert std.loc["single"].isna().all()
-    np.testing.assert_allclose(mean.loc["single"].to_numpy(), per_seed[0])
-    with pytest.raises(ValueError, match=r"results\['ours'\] must be a non-empty list"):
-        seed_summary({"ours": []})
-    with pytest.raises(ValueError, match=r"results\['ours'\] must be a non-empty list"):
-        seed_summary({"ours": seeds[0]})

@@ -355,14 +355,10 @@ def test_bad_dtypes_and_values_name_the_argument(small_model):
         small_model.embed(wav, logmel.int())
     with pytest.raises(TypeError, match="logmel must be a torch.Tensor"):
         small_model(wav, logmel.numpy())
-    bad = wav.clone()
-    bad[0, 10] = float("nan")
-    with pytest.raises(ValueError, match="wav contains NaN or infinite"):
-        small_model(bad, logmel)
+    # No value check in forward (a GPU sync per step): clips are checked when read
     bad = logmel.clone()
-    bad[0, 1, 2] = float("-inf")
-    with pytest.raises(ValueError, match="logmel contains NaN or infinite"):
-        small_model(wav, bad)
+    bad[0, 1, 2] = float("nan")
+    assert torch.isnan(small_model.eval()(wav, bad)[1]).any()
 
 
 def test_bad_constructor_arguments():

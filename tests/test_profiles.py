@@ -35,7 +35,7 @@ def test_paper_profile_is_the_authors_recipe():
     assert (paper.seconds, paper.n_fft, paper.hop_length, paper.n_mels) == (10.0, 2048, 512, 128)
     assert (paper.num_epochs, paper.batch_size, paper.lr, paper.min_lr_ratio) == (300, 64, 1e-4, 0.1)
     assert (paper.alpha, paper.margin, paper.scale, paper.val_fraction) == (0.5, 0.7, 30.0, 0.05)
-    assert paper.seed == 2023 and paper.ids == "all"
+    assert paper.seeds == (2023,) and paper.ids == "all"
 
 
 def test_runtime_report_names_profile_and_home(monkeypatch, tmp_path):

@@ -13,6 +13,7 @@ import soundfile as sf
 from scipy.signal import find_peaks, hilbert
 
 from asdlib import layout, profiles, synth
+from asdlib.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -268,17 +269,18 @@ def test_make_clip_bad_arguments():
 
 def test_cli(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert synth.main(["--out", str(out), "--profile", "smoke", "--types", "valve",
-                       "--seconds", "0.1", "--seed", "2", "--quiet"]) == 0
+    assert main(["synth", "--out", str(out), "--profile", "smoke", "--types", "valve",
+                 "--seconds", "0.1", "--seed", "2", "--quiet"]) == 0
     info = json.loads((out / synth.INFO_NAME).read_text())
     assert (info["types"], info["seed"], info["seconds"]) == (["valve"], 2, 0.1)
     for argv, name in ((["--seconds", "0"], "--seconds"), (["--types", "drill"], "--types"),
                        (["--profile", "huge"], "--profile")):
         with pytest.raises(SystemExit):
-            synth.main(["--out", str(tmp_path / "bad")] + argv)
+            main(["synth", "--out", str(tmp_path / "bad")] + argv)
         assert name in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--out"):  # other options on a complete folder
-        synth.main(["--out", str(out), "--profile", "smoke", "--types", "valve", "--quiet"])
+    # other options on a complete folder: one line naming --out, exit status 2
+    assert main(["synth", "--out", str(out), "--profile", "smoke", "--types", "valve", "--quiet"]) == 2
+    assert "--out: refusing to write" in capsys.readouterr().err
 
 
 # --- the headroom benchmark and the figure run -----------------------------------------------

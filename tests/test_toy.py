@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from asdlib import losses, toy
+from asdlib.profiles import get_profile
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +107,16 @@ def test_train_toy_bad_inputs(data):
 
 
 def test_toy_epochs_follow_the_profile(monkeypatch):
-    assert toy.toy_epochs("smoke") == toy.TOY_EPOCHS["smoke"]
-    assert toy.toy_epochs("book") == toy.TOY_EPOCHS["book"]
     monkeypatch.setenv("ASDLIB_PROFILE", "smoke")
-    assert toy.toy_epochs() == toy.TOY_EPOCHS["smoke"]
+    smoke = get_profile("smoke").toy_epochs
+    assert smoke < get_profile("book").toy_epochs
+    result = toy.train_toy("arcface", seed=0, data=toy.make_toy(train_per_class=20, test_per_class=5),
+                           warmup_epochs=0)
+    assert result.num_epochs == smoke and len(result.history) == smoke
 
 
-def test_mix_pairs(data):
-    x_mix, y_a, y_b, lam = toy.mix_pairs(data, num_points=200, seed=0)
+def test_mixed_test_points(data):
+    x_mix, y_a, y_b, lam = toy.mixed_test_points(data, num_points=200, seed=0)
     assert x_mix.shape[1] == data.input_dim and len(x_mix) == len(y_a) == len(y_b) == len(lam)
     assert len(x_mix) > 100 and bool((y_a != y_b).all())
     assert bool(((lam >= 0) & (lam <= 1)).all())
@@ -128,7 +131,7 @@ def test_angles_to_class_by_hand():
 
 def test_a_book_run_takes_seconds(data):
     start = time.perf_counter()
-    toy.train_toy("arcmix", seed=0, epochs=toy.TOY_EPOCHS["book"], data=data)
+    toy.train_toy("arcmix", seed=0, epochs=get_profile("book").toy_epochs, data=data)
     # A couple of seconds on a laptop; generous for a shared CI machine
     assert time.perf_counter() - start < 60
 
@@ -155,7 +158,7 @@ def test_summarize_and_accuracy(data):
 def test_every_mode_learns_the_classes_after_the_warm_up(seed, data):
     # Without the warm-up a 2-D class can stay lost on the far side of the circle
     for mode in losses.MODES:
-        result = toy.train_toy(mode, seed=seed, epochs=toy.TOY_EPOCHS["book"], data=data)
+        result = toy.train_toy(mode, seed=seed, epochs=get_profile("book").toy_epochs, data=data)
         assert result.accuracy("test") > 0.8, (mode, seed)
 
 
@@ -166,13 +169,13 @@ def test_warm_up_is_shared_by_the_modes(data):
     assert torch.equal(a.embedding["test"], b.embedding["test"])
 
 
-def test_mixed_batch_of_chapters_6_and_7():
+def test_example_batch_of_chapters_6_and_7():
     from asdlib import toy
 
-    embedding, weight, y_a, y_b = toy.mixed_batch(0)
+    embedding, weight, y_a, y_b = toy.example_batch(0)
     assert embedding.shape == (6, 8) and weight.shape == (5, 8)
     assert y_a.shape == y_b.shape == (6,) and bool((y_a != y_b).all())
     assert int(max(y_a.max(), y_b.max())) < weight.shape[0]
-    again = toy.mixed_batch(0)
+    again = toy.example_batch(0)
     assert all(torch.equal(a, b) for a, b in zip((embedding, weight, y_a, y_b), again))
-    assert not torch.equal(toy.mixed_batch(1)[0], embedding)
+    assert not torch.equal(toy.example_batch(1)[0], embedding)
