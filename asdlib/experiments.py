@@ -2,14 +2,14 @@
 Experiments: train once, read many times
 
 Used by chapters 8-11 (training, the ablation, the comparison with the paper). A training run
-is a pure function of its config (`asdlib.train.TrainConfig`) and of the dataset it learns
+is a pure function of its config (`asdlib.profiles.TrainConfig`) and of the dataset it learns
 from, so its results can be kept and shared: `load_or_train(config)` looks for
 `<ASDLIB_HOME>/runs/<hash>/`, where `<hash>` hashes the config and the dataset fingerprint,
 and trains (or finishes a half-done run) only when the results are not there. A chapter that
 needs the same run as another reads it; a rebuilt book with a warm cache trains nothing.
 
     >>> from asdlib.experiments import load_or_train
-    >>> from asdlib.train import TrainConfig
+    >>> from asdlib.profiles import TrainConfig
     >>> run = load_or_train(TrainConfig.from_profile("book", mode="noisy_arcmix"))  # doctest: +SKIP
     >>> run.metrics["average"]["auc"], run.history.tail(1), run.scores.head()      # doctest: +SKIP
 

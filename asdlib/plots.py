@@ -697,11 +697,11 @@ def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
     """Grouped bars: one group per machine type (and the average), one bar per method (chapter 10).
 
     Args:
-        mean: a table in the layout of ``asdlib.metrics.paper_table`` (rows = methods,
+        mean: a table in the layout of ``asdlib.tables.paper_table`` (rows = methods,
             columns = (machine_type, "AUC" / "pAUC"), values in %).
         std: the same layout with the spread over seeds, drawn as error bars (or None).
         metric: ``"AUC"`` or ``"pAUC"``.
-        paper: optional table of the same layout (``asdlib.experiments.paper_results``); its
+        paper: optional table of the same layout (``asdlib.tables.published``); its
             rows with the same names as ``mean`` are drawn as black diamonds.
         ax: the Axes to draw into (default: a new wide figure).
 
