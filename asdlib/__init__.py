@@ -1,29 +1,44 @@
 """asdlib: the small library behind the book "Anomalous sound detection with Noisy-ArcMix".
 
-Each module maps to the chapter that explains it:
+Each module, what it holds, and the chapters that import it (a test checks this map: every
+module named exists, and every chapter named imports it). The layout follows the book: the
+method first, then the data, then what runs the experiments.
 
-- ``asdlib.layout``      - DCASE 2020 Task 2 machine types, IDs, file names, class map (ch. 1)
-- ``asdlib.synth``       - the synthetic machine-sound dataset in the DCASE layout (ch. 1)
-- ``asdlib.dcase``       - the real data: download manifest, download, index, class map (ch. 1, 11)
-- ``asdlib.audio``       - reading and writing clips with checks (ch. 1)
-- ``asdlib.cache``       - the streamed on-disk clip cache for training at any scale (ch. 8, 11)
-- ``asdlib.metrics``     - AUC, pAUC, per-ID / per-type / pooled tables, the paper's layout (ch. 1)
+The method:
+
+- ``asdlib.features``    - the log-Mel spectrogram, the Sgram (ch. 1, 3, 5, 8, 11)
+- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, STgram / TASTgram (ch. 2, 3, 8, 11)
+- ``asdlib.losses``      - ArcFace, mixup, ArcMix and Noisy-ArcMix, mixing a batch (ch. 4, 5, 6, 7, 8, 11)
+- ``asdlib.loop``        - one training step, one epoch, validation, embedding (ch. 8)
+- ``asdlib.metrics``     - AUC, pAUC, per-ID / per-type / pooled tables (ch. 1, 2, 8, 9)
+- ``asdlib.tables``      - the paper's table layout, seed summaries, the published numbers (ch. 1, 2, 7, 8, 10)
 - ``asdlib.baseline``    - the DCASE 2020 autoencoder baseline (ch. 2)
-- ``asdlib.features``    - the log-Mel spectrogram, the Sgram (ch. 3)
-- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, STgram / TASTgram (ch. 3, 8)
-- ``asdlib.losses``      - ArcFace, mixup, ArcMix and Noisy-ArcMix (ch. 4-7)
-- ``asdlib.toy``         - the 2-D teaching toy of the loss chapters (ch. 4-7)
-- ``asdlib.train``       - the training loop (ch. 8)
-- ``asdlib.evaluate``    - anomaly scores, DCASE score files, embeddings and angles (ch. 8, 9)
-- ``asdlib.experiments`` - train once, read many times: the run cache (ch. 8-11)
-- ``asdlib.bench``       - speed figures (ch. 11)
-- ``asdlib.plots``       - every figure of the book
-- ``asdlib.exercises``   - the checkers of the exercises
-- ``asdlib.classroom``   - the student edition: the chapters without their solutions
-- ``asdlib.profiles``    - the smoke / book / paper profiles read by every chapter
-- ``asdlib.runtime``     - the cache folder, the device, the setup report
+- ``asdlib.toy``         - the 2-D teaching toy of the loss chapters (ch. 4, 5, 6, 7)
 
-Importing asdlib changes no global state (no seeds, no plotting style).
+The data:
+
+- ``asdlib.layout``      - machine types, IDs, file names, seconds to samples (ch. 1, 2, 8, 11)
+- ``asdlib.synth``       - the synthetic machine-sound dataset in the DCASE layout (ch. 1, 2, 3, 5)
+- ``asdlib.dcase``       - the real data: manifest, download, index, class map, fingerprint (ch. 1, 2, 11)
+- ``asdlib.audio``       - reading and writing clips, with checks (ch. 1, 2, 3)
+- ``asdlib.cache``       - the int16 clip cache that training and evaluation read (behind ``asdlib.train``)
+
+Running experiments:
+
+- ``asdlib.profiles``    - every size of every experiment, the seed rule, ``TrainConfig`` (every chapter)
+- ``asdlib.experiments`` - train once, read many times: runs and synthetic datasets (ch. 1, 2, 3, 8, 9, 10, 11)
+- ``asdlib.train``       - the orchestration around the loop: data, resume, checkpoints, data-parallel (behind ``asdlib.experiments``)
+- ``asdlib.evaluate``    - anomaly scores, thresholds, DCASE score files, embeddings (behind ``asdlib.experiments``)
+- ``asdlib.checkpoints`` - the files of a run folder and the one ``load_model`` (behind ``asdlib.experiments``)
+- ``asdlib.store``       - inputs -> hash -> folder, built once, safe for two processes (behind every cache)
+- ``asdlib.bench``       - speed figures (ch. 11)
+- ``asdlib.runtime``     - the home folder, the device, atomic writes, progress bars, the setup report (every chapter)
+- ``asdlib.plots``       - every figure of the book (every chapter)
+- ``asdlib.exercises``   - the checkers of the exercises (every chapter)
+- ``asdlib.classroom``   - the student edition: the chapters without their solutions (``make student``)
+- ``asdlib.cli``         - the command line, ``python -m asdlib ...``
+
+Importing asdlib changes no global state (no seeds, no plotting style, no allocator setting).
 """
 
 __version__ = "0.1.0"
