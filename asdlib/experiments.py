@@ -60,7 +60,8 @@ def synthetic_dataset(profile: "str | profiles.Profile | None" = None, seed: int
     """The synthetic dataset of a profile, generated once under `<ASDLIB_HOME>/data/`.
 
     Args:
-        profile: "smoke", "book" or "paper" (None: `ASDLIB_PROFILE`, else book).
+        profile: "smoke", "book" or "paper" (None: `ASDLIB_PROFILE`, else book), or a
+            `Profile` (its name names the folder).
         seed: the generator's seed (default: the profile's `data_seed`).
         types: machine types to write (None: all six).
         progress: show a progress bar while generating.
@@ -76,7 +77,7 @@ def synthetic_dataset(profile: "str | profiles.Profile | None" = None, seed: int
         name += "_" + "-".join(sorted([types] if isinstance(types, str) else types))
 
     def build(work: Path) -> None:
-        synth.generate(work, profile=chosen.name, seed=seed, types=types, progress=progress)
+        synth.generate(work, profile=chosen, seed=seed, types=types, progress=progress)
 
     return store.folder(runtime.home() / "data", name, build,
                         description=f"the synthetic dataset {name}")

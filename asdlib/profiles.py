@@ -76,6 +76,10 @@ class Recipe:
     margin: float = 0.7
     scale: float = 30.0
     val_fraction: float = 0.05
+    # --- the stopping rule (`asdlib.train.should_stop`), the same for every model and mode:
+    # stop once the validation loss has not improved for `patience` epochs (None: train all
+    # `num_epochs`, as the authors do); the best epoch's checkpoint is kept either way
+    patience: int | None = None
 
     @property
     def num_samples(self) -> int:
@@ -199,7 +203,9 @@ class TrainConfig(Recipe):
         profile: the name of the profile this config came from (a label for printed results).
         seconds: clip length in seconds (clips are cropped or zero-padded to it).
         num_epochs, batch_size, lr, min_lr_ratio: AdamW with cosine annealing from `lr` down to
-            `min_lr_ratio * lr`, stepped once per epoch.
+            `min_lr_ratio * lr` over `num_epochs`, stepped once per epoch.
+        patience: stop early once the validation loss has not improved for this many epochs
+            (None: train every epoch); the best epoch is evaluated either way.
         alpha: lambda ~ Beta(alpha, alpha) of the mixing modes.
         margin, scale: m (radians) and s of the ArcFace head.
         val_fraction: share of the training clips held out for validation (random, seeded).
@@ -228,6 +234,9 @@ class TrainConfig(Recipe):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: must be a positive int, got {value!r}")
+        if self.patience is not None and (isinstance(self.patience, bool)
+                                          or not isinstance(self.patience, int) or self.patience < 1):
+            raise ValueError(f"patience: must be None or a positive int, got {self.patience!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed: must be a non-negative int, got {self.seed!r}")
         if self.batch_size < 2:

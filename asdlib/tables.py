@@ -10,7 +10,17 @@ order fan, pump, slider, valve, ToyCar, ToyConveyor, then ``Average``, values in
 - `seed_summary`: mean and sample standard deviation over seeds, in that layout;
 - `published`: the paper's own numbers (real DCASE 2020 data), in that layout;
 - `type_summary`: one run per machine type under both protocols, with the worst ID;
+- `bootstrap` and `standard_errors`: the standard error of every entry of those tables, from a
+  bootstrap over the seeds and the test clips; `standard_error` of a plain mean;
 - `mean_pm`: "mean ± spread" strings for printing.
+
+**Standard errors.** A table entry computed from runs varies for two reasons: another training
+seed gives another network, and another draw of test clips would give other AUCs. `bootstrap`
+repeats the computation on resampled data: each replicate draws the seeds with replacement and,
+for every machine ID, its normal and its anomalous test clips with replacement (the same clips
+for every variant and seed, since all runs score the same clips), and recomputes the entry. The
+standard deviation of the replicates is the entry's standard error; the replicates of two
+variants, drawn together, give the standard error of their paired difference.
 
 Wherever a function takes results, a results frame (``machine_type, machine_id, label, score``),
 an `asdlib.experiments.Run` (its scores are used) or, for several seeds, a list of either will do.
@@ -26,7 +36,16 @@ import pandas as pd
 
 from asdlib import metrics
 
-__all__ = ["mean_pm", "paper_table", "published", "seed_summary", "type_summary"]
+__all__ = [
+    "bootstrap",
+    "mean_pm",
+    "paper_table",
+    "published",
+    "seed_summary",
+    "standard_error",
+    "standard_errors",
+    "type_summary",
+]
 
 
 def _frame(result) -> pd.DataFrame:
@@ -198,3 +217,106 @@ def mean_pm(mean, spread, digits: int = 2):
         return (pd.DataFrame(values, index=mean.index, columns=mean.columns)
                 if isinstance(mean, pd.DataFrame) else pd.Series(values, index=mean.index))
     return text(mean, spread)
+
+
+def standard_error(values) -> float:
+    """The standard error of the mean of some values: the sample std (ddof 1) / sqrt(n).
+
+    NaN for fewer than two values.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return float("nan")
+    return float(values.std(ddof=1) / np.sqrt(values.size))
+
+
+def _by_id(frame: pd.DataFrame) -> dict:
+    """{(type, id): (labels, scores)} of a results frame, clips ordered by path (or position)."""
+    frame = frame.sort_values("path", kind="mergesort") if "path" in frame.columns else frame
+    return {key: (group["label"].to_numpy(), group["score"].to_numpy(dtype=np.float64))
+            for key, group in frame.groupby(["machine_type", "machine_id"], sort=False)}
+
+
+def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_id_mean",
+              max_fpr: float = 0.1) -> dict:
+    """Bootstrap replicates of the `paper_table` rows of some variants (see the module docstring).
+
+    Args:
+        results: dict name -> results frame or run, or name -> list of them (one per seed;
+            every variant with the same number of seeds, paired by position: element s of
+            every list was trained with the same seed).
+        n_boot: replicates.
+        seed: the seed of the resampling (a `numpy.random.default_rng`).
+        protocol: ``"per_id_mean"`` or ``"pooled"``.
+        max_fpr: p of the partial AUC.
+
+    Returns:
+        dict name -> DataFrame ``[n_boot, columns]`` in the column layout of `paper_table`
+        (values in %): row b is the variant's row (mean over its seeds) on replicate b.
+    """
+    metrics.check_protocol(protocol)
+    groups = {name: [_frame(r) for r in (value if isinstance(value, (list, tuple)) else [value])]
+              for name, value in results.items()}
+    sizes = {len(runs) for runs in groups.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"results: every variant needs the same number of seeds, got "
+                         f"{ {name: len(runs) for name, runs in groups.items()} }")
+    num_seeds = sizes.pop()
+    rng = np.random.default_rng(seed)
+    seed_draws = rng.integers(0, num_seeds, size=(n_boot, num_seeds))  # [replicates, seeds]
+    first = _by_id(next(iter(groups.values()))[0])
+    # One weighting of the clips per replicate and machine ID: normal and anomalous apart
+    weights = {}
+    for key, (labels, _) in first.items():
+        w = np.zeros((n_boot, len(labels)))
+        for value in (0, 1):
+            where = np.flatnonzero(labels == value)
+            w[:, where] = rng.multinomial(len(where), np.full(len(where), 1 / len(where)), n_boot)
+        weights[key] = w
+    types = metrics.type_order(key[0] for key in first)
+    columns = pd.MultiIndex.from_product([types + ["Average"], ["AUC", "pAUC"]],
+                                         names=["machine_type", "metric"])
+    out = {}
+    for name, runs in groups.items():
+        per_seed = np.empty((num_seeds, n_boot, len(columns)))
+        for s, frame in enumerate(runs):
+            clips = _by_id(frame)
+            if set(clips) != set(first):
+                raise ValueError(f"results[{name!r}]: other machine IDs than the first run's")
+            values = []
+            for machine_type in types:
+                keys = [k for k in first if k[0] == machine_type]
+                if protocol == "per_id_mean":
+                    auc, pauc = zip(*[metrics.weighted_auc_pauc(*clips[k], weights[k], max_fpr)
+                                      for k in keys])
+                    values += [np.mean(auc, axis=0), np.mean(pauc, axis=0)]
+                else:
+                    labels = np.concatenate([clips[k][0] for k in keys])
+                    scores = np.concatenate([clips[k][1] for k in keys])
+                    both = np.concatenate([weights[k] for k in keys], axis=1)
+                    values += list(metrics.weighted_auc_pauc(labels, scores, both, max_fpr))
+            table = 100 * np.stack(values, axis=1)  # [replicates, 2 * types]
+            per_seed[s] = np.concatenate(
+                [table, table[:, 0::2].mean(axis=1, keepdims=True),
+                 table[:, 1::2].mean(axis=1, keepdims=True)], axis=1)
+        # Replicate b averages the seeds it drew: [replicates, columns]
+        drawn = per_seed[seed_draws.T, np.arange(n_boot)[None, :]]  # [seeds, replicates, columns]
+        out[name] = pd.DataFrame(drawn.mean(axis=0), columns=columns)
+    return out
+
+
+def standard_errors(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_id_mean",
+                    max_fpr: float = 0.1) -> tuple:
+    """`paper_table` of some variants (mean over seeds) and the bootstrap standard error of
+    every entry.
+
+    Returns:
+        ``(mean, se, replicates)``: two DataFrames in the layout of `paper_table` and the
+        replicates of `bootstrap` (for standard errors of differences: the std of
+        ``replicates[a] - replicates[b]``).
+    """
+    replicates = bootstrap(results, n_boot, seed, protocol, max_fpr)
+    mean = paper_table(results, protocol, max_fpr)
+    se = pd.DataFrame([replicates[name].std(axis=0, ddof=1) for name in mean.index],
+                      index=mean.index)[mean.columns]
+    return mean, se, replicates

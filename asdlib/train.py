@@ -19,7 +19,9 @@ what surrounds the training step of `asdlib.loop`:
 4. per epoch: `asdlib.loop.train_one_epoch`, then `asdlib.loop.validate` on the held-out clips
    (clean clips, margin on the true ID: the mean anomaly score of normal clips, the same number
    for every mode), then the two checkpoints, both written atomically: `last.pt` and `best.pt`
-   (the lowest validation loss so far).
+   (the lowest validation loss so far);
+5. stop after `num_epochs`, or earlier by the stopping rule `should_stop` when the config has a
+   `patience` (the validation loss has not improved for that many epochs).
 
 The recipe of the authors (AdamW, lr 1e-4, cosine annealing to 0.1 lr stepped per epoch,
 300 epochs, batch 64, seed 2023, best-validation-loss checkpoint) is the `paper` profile
@@ -59,6 +61,7 @@ from asdlib.profiles import TrainConfig
 
 __all__ = [
     "clip_dataset",
+    "should_stop",
     "speed_up",
     "train",
     "training_data",
@@ -112,6 +115,19 @@ def validation_split(num_clips: int, val_fraction: float, seed: int):
     return np.sort(order[num_val:]), np.sort(order[:num_val])
 
 
+def should_stop(val_losses, patience: int | None) -> bool:
+    """The stopping rule: True once the lowest validation loss is `patience` epochs old.
+
+    The same rule for every model and mode, fixed before any comparison was looked at: with
+    validation losses `[3.0, 2.0, 2.5, 2.4]` and patience 2, the best epoch (2.0) is two epochs
+    back, so training stops. `patience=None` never stops early.
+    """
+    if patience is None or not len(val_losses):
+        return False
+    best = int(np.argmin(val_losses))  # the first epoch with the lowest loss
+    return len(val_losses) - 1 - best >= patience
+
+
 # ----------------------------------------------------------------------------------------
 # Speed and the distributed set-up
 # ----------------------------------------------------------------------------------------
@@ -148,6 +164,15 @@ def _distributed():
 def _barrier(world_size: int) -> None:
     if world_size > 1:
         dist.barrier()
+
+
+def _all_agree(flag: bool, world_size: int, device) -> bool:
+    """Rank 0's `flag` on every process (the flag itself with one process)."""
+    if world_size > 1:
+        value = torch.tensor([float(flag)], device=device if device.type == "cuda" else "cpu")
+        dist.broadcast(value, src=0)
+        flag = bool(value.item())
+    return flag
 
 
 def _mean_over_processes(total: float, count: int, world_size: int, device) -> float:
@@ -276,7 +301,8 @@ def _train(config, data_root, out_dir, *, device, progress, num_workers, channel
         history = list(checkpoint["history"])
         best_val_loss = checkpoint["best_val_loss"]
         start_epoch = checkpoint["epoch"]
-    if start_epoch >= config.num_epochs:
+    if start_epoch >= config.num_epochs or should_stop([r["val_loss"] for r in history],
+                                                       config.patience):
         return pd.DataFrame(history) if is_main else None
 
     # ---- loaders: the sampler reshuffles every epoch from (seed, epoch)
@@ -334,4 +360,8 @@ def _train(config, data_root, out_dir, *, device, progress, num_workers, channel
             if on_epoch_end is not None:
                 on_epoch_end(record)
         _barrier(world_size)
+        # The stopping rule, on every process alike (the history is rank 0's: share its verdict)
+        if _all_agree(is_main and should_stop([r["val_loss"] for r in history], config.patience),
+                      world_size, device):
+            break
     return pd.DataFrame(history) if is_main else None
