@@ -49,9 +49,10 @@ def derived_profiles(args) -> tuple:
     data_changes = {"train_per_id": args.train_per_id, "test_normal_per_id": args.test_per_id,
                     "test_anomaly_per_id": args.test_per_id, "seconds": args.seconds}
     recipe_changes = {"num_epochs": args.epochs, "patience": args.patience, "n_mels": args.n_mels,
-                      "baseline_epochs": args.baseline_epochs}
+                      "baseline_epochs": args.baseline_epochs, "val_fraction": args.val_fraction}
     tags = {"train_per_id": "train", "test_normal_per_id": "test", "seconds": "s",
-            "num_epochs": "ep", "patience": "pat", "n_mels": "mel", "baseline_epochs": "ae"}
+            "num_epochs": "ep", "patience": "pat", "n_mels": "mel", "baseline_epochs": "ae",
+            "val_fraction": "val"}
 
     def apply(profile, changes):
         changes = {k: v for k, v in changes.items() if v is not None and v != getattr(profile, k)}
@@ -77,6 +78,7 @@ def main(argv=None) -> int:
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--n-mels", type=int, default=None)
+    parser.add_argument("--val-fraction", type=float, default=None)
     parser.add_argument("--baseline-epochs", type=int, default=None,
                         help="epochs of the autoencoder (default: the profile's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
