@@ -18,7 +18,7 @@ export ASDLIB_HOME ?= $(CURDIR)/_build/asdlib
 # (tests start several processes); passive waiting costs nothing measurable otherwise.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install book test student clean
+.PHONY: install book test student runs clean
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ book: $(STAMP)
 STUDENT_DIR ?= _build/student
 student: $(STAMP)
 	$(PY) -m asdlib student --book book --out $(STUDENT_DIR)
+
+# The book profile's runs of chapters 8-11: trained once (two processes, one thread each;
+# resumable: run it again after a stop) and published into asdlib/published/ with a manifest.
+# Hours on a 2-core CPU; minutes on a GPU machine (RUNS_JOBS=1 there).
+RUNS_JOBS ?= 2
+runs: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile book --jobs $(RUNS_JOBS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -307,6 +307,34 @@ def _bench(args) -> int:
     return 0
 
 
+def _runs_options(add) -> None:
+    add("--profile", choices=sorted(profiles.PROFILES), default="book",
+        help="whose runs (default book: the runs chapters 8-11 read)")
+    add("--jobs", type=positive_int, default=2,
+        help="training processes, one torch thread each (default 2)")
+    add("--check", default=None, metavar="LABEL",
+        help='instead: retrain one published run from scratch and compare, e.g. "TASTgram (NAMix)"')
+    add("--seed", type=non_negative_int, default=None, help="with --check: its seed (default: the first)")
+    add("--quiet", action="store_true", help="no progress bars")
+
+
+def _runs(args) -> int:
+    if args.check is not None:
+        profile = profiles.get_profile(args.profile)
+        seed = profile.seeds[0] if args.seed is None else args.seed
+        result = experiments.check_published(args.check, seed, profile)
+        for name in ("published", "retrained"):
+            average = result[name]
+            print(f"{name:>10}: AUC {100 * average['auc']:.4f}  pAUC {100 * average['pauc']:.4f}")
+        print("the same metrics" if result["equal"] else "DIFFERENT metrics",
+              f"(retrained in {result['home']})")
+        return 0 if result["equal"] else 1
+    manifest = experiments.publish_runs(args.profile, jobs=args.jobs, progress=not args.quiet)
+    print(f"{len(manifest['runs'])} runs published in {experiments.PUBLISHED_DIR} "
+          f"({manifest['dataset']['description']})")
+    return 0
+
+
 def _student_options(add) -> None:
     add("--book", default="book", type=existing_folder("book folder"),
         help="folder of the chapters, the repository's book/ (default: book)")
@@ -333,6 +361,8 @@ COMMANDS = {
               _table_options, _table),
     "bench": ("time TASTgram training and evaluation (ms per clip) on this machine",
               _bench_options, _bench),
+    "runs": ("train the book's runs of chapters 8-11 and publish their results (make runs)",
+             _runs_options, _runs),
     "student": ("write the student edition: the chapters without their solutions",
                 _student_options, _student),
 }

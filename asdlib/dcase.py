@@ -494,13 +494,7 @@ def dataset_fingerprint(root) -> dict:
                                 "DCASE layout: <root>/<machine_type>/{train,test}/*.wav)")
     info_path = root / "synth_info.json"
     if info_path.exists():
-        info = json.loads(info_path.read_text())
-        text = json.dumps(info, sort_keys=True)
-        description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
-                       f"{info.get('profile')}, seed {info.get('seed')}, "
-                       f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
-                       f"{len(info.get('types', []))} types)")
-        kind = "synthetic"
+        return synthetic_fingerprint(json.loads(info_path.read_text()))
     else:
         index = build_index(root)
         files = sorted((os.path.relpath(p, root), os.path.getsize(p)) for p in index["path"])
@@ -509,3 +503,15 @@ def dataset_fingerprint(root) -> dict:
         kind = "dcase"
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return {"kind": kind, "hash": digest, "description": description}
+
+
+def synthetic_fingerprint(info: dict) -> dict:
+    """The fingerprint of a synthetic dataset from its ``synth_info.json`` content (see
+    `dataset_fingerprint`; `asdlib.synth.expected_info` gives that content without the data)."""
+    text = json.dumps(info, sort_keys=True)
+    description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
+                   f"{info.get('profile')}, seed {info.get('seed')}, "
+                   f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
+                   f"{len(info.get('types', []))} types)")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return {"kind": "synthetic", "hash": digest, "description": description}

@@ -16,6 +16,14 @@ needs the same run as another reads it; a rebuilt book with a warm cache trains 
 `Run` gives the results as plain objects: the config, the per-epoch history and the per-clip
 scores as DataFrames, the metrics dict, the embeddings, and the trained model on demand.
 
+**Published runs.** The book profile's runs of chapters 8-11 take hours on a 2-core CPU, so they
+are trained once by `make runs` (`publish_runs`: two processes, one thread each, resumable) and
+their small results (config, dataset fingerprint, history, metrics, per-clip scores, and for the
+runs the figures need, the embeddings; no checkpoints) ship inside the package under
+`asdlib/published/` with a manifest. `load_or_train` reads a published run when its key (config
+and dataset fingerprint) matches, and trains otherwise; a test fails when a published run no
+longer matches the code (it names `make runs`).
+
 Both the runs and the synthetic datasets are `asdlib.store` folders: two processes (two
 notebooks of a classroom sharing `ASDLIB_HOME`) that want the same run train it once; the
 second waits and reads it. The tables of runs in the paper's layout are in `asdlib.tables`.
@@ -25,21 +33,37 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
+import hashlib
 import json
+import multiprocessing
+import os
+import platform
+import shutil
+import tempfile
+import time
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from asdlib import checkpoints, dcase, evaluate, profiles, runtime, store, synth, train
 from asdlib.profiles import TrainConfig
 
 __all__ = [
+    "BOOK_RUNS",
     "MODE_LABELS",
     "MODEL_LABELS",
+    "PUBLISHED_DIR",
     "Run",
+    "book_runs",
+    "check_published",
     "load_or_train",
     "open_run",
+    "publish_runs",
+    "published_manifest",
     "run_hash",
     "run_label",
     "synthetic_dataset",
@@ -117,11 +141,18 @@ class Run:
         """One row per epoch: epoch, train_loss, val_loss, val_accuracy, lr, seconds, best."""
         return pd.read_csv(self.path / "history.csv")
 
+    @property
+    def published(self) -> bool:
+        """Whether the run was read from the published runs (`asdlib/published`)."""
+        return not (self.path / "scores.csv").is_file() and (self.path / "scores.csv.gz").is_file()
+
     @functools.cached_property
     def scores(self) -> pd.DataFrame:
         """One row per test clip: path, machine_type, machine_id, label (1 anomaly, 0 normal),
-        score (the authors' score), every alternative score, threshold, decision."""
-        return pd.read_csv(self.path / "scores.csv")
+        score (the authors' score), every alternative score, threshold, decision. (Published
+        runs give the path relative to the data root.)"""
+        name = "scores.csv" if (self.path / "scores.csv").is_file() else "scores.csv.gz"
+        return pd.read_csv(self.path / name, dtype={"machine_id": str})
 
     @functools.cached_property
     def metrics(self) -> dict:
@@ -132,9 +163,18 @@ class Run:
     def embeddings(self) -> dict:
         """Embeddings and angles of every training and test clip (`embeddings.npz` as a dict):
         embedding `[clips, 128]`, angle, angle_mean, path, split, machine_type, machine_id,
-        label, class_index, class_weight `[classes, 128]`."""
-        with np.load(self.path / "embeddings.npz") as data:
-            return {key: data[key] for key in data.files}
+        label, class_index, class_weight `[classes, 128]`. A published run has them only if
+        a figure of the book needs them (`BOOK_RUNS`), stored as float16."""
+        path = self.path / "embeddings.npz"
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{self.label} seed {self.config.seed} was published without its embeddings "
+                f"(only the runs of the figures keep them); train it yourself with "
+                f"load_or_train(config, published=False)")
+        with np.load(path) as data:
+            out = {key: data[key] for key in data.files}
+        out["embedding"] = out["embedding"].astype(np.float32)
+        return out
 
     def results_frame(self, score: str = "score") -> pd.DataFrame:
         """The labelled test clips as a `asdlib.metrics` results frame (score column `score`)."""
@@ -142,7 +182,12 @@ class Run:
         return frame.assign(score=frame[score])
 
     def model(self, which: str = "best", device=None):
-        """The trained network (eval mode) from its "best" or "last" checkpoint."""
+        """The trained network (eval mode) from its "best" or "last" checkpoint (not for a
+        published run: those keep no checkpoint)."""
+        if self.published:
+            raise FileNotFoundError(f"{self.label} seed {self.config.seed} is a published run: it "
+                                    "keeps no checkpoint; load_or_train(config, published=False) "
+                                    "trains it here")
         return checkpoints.load_model(self.path, which, device)
 
     def summary(self) -> str:
@@ -150,7 +195,8 @@ class Run:
         average = self.metrics.get("average", {})
         return (f"{self.label} seed {self.config.seed}: AUC {100 * average.get('auc', np.nan):.2f} "
                 f"pAUC {100 * average.get('pauc', np.nan):.2f} (per-ID mean) | "
-                f"profile={self.config.profile} | {self.dataset}")
+                f"profile={self.config.profile} | {self.dataset}"
+                + (" | published run" if self.published else ""))
 
     def __repr__(self) -> str:
         return f"Run({self.label}, seed={self.config.seed}, path={str(self.path)!r})"
@@ -166,31 +212,227 @@ def open_run(path) -> Run:
     return Run(path, TrainConfig.from_dict(info["config"]), info)
 
 
+#: The runs of the book's chapters 8-11, for the profiles whose runs are published:
+#: (model, mode) -> "all" (every seed of the profile) or "first" (its first seed). The first
+#: seed of every TASTgram run keeps its embeddings (the figures of chapters 8 and 9 need them).
+BOOK_RUNS = {
+    ("stgram", "arcface"): "all",
+    ("tastgram", "arcface"): "all",
+    ("stgram", "noisy_arcmix"): "all",
+    ("tastgram", "noisy_arcmix"): "all",
+    ("tastgram", "arcmix"): "all",
+    ("tastgram", "mixup"): "first",
+}
+#: Where the published runs are: inside the package, so that a Colab install has them too.
+PUBLISHED_DIR = Path(str(resources.files("asdlib") / "published"))
+#: The command that trains and publishes them.
+PUBLISH_COMMAND = "make runs"
+
+
+def book_runs(profile=None) -> list:
+    """The `TrainConfig` of every run of `BOOK_RUNS` for a profile, in publishing order."""
+    chosen = profiles.get_profile(profile)
+    configs = []
+    for (model, mode), which in BOOK_RUNS.items():
+        seeds = chosen.seeds if which == "all" else chosen.seeds[:1]
+        configs += [TrainConfig.from_profile(chosen, model=model, mode=mode, seed=s) for s in seeds]
+    return configs
+
+
+def _keeps_embeddings(config: TrainConfig) -> bool:
+    return config.model == "tastgram" and config.seed == profiles.get_profile(config.profile).seeds[0]
+
+
+def published_manifest() -> dict | None:
+    """The manifest of the published runs (`asdlib/published/MANIFEST.json`), None if none."""
+    path = PUBLISHED_DIR / "MANIFEST.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _published_run(config: TrainConfig, dataset: dict) -> Run | None:
+    path = PUBLISHED_DIR / run_hash(config, dataset)
+    if not (path / "metrics.json").is_file():
+        return None
+    return Run(path, config, checkpoints.read_run_info(path))
+
+
+def _dataset_of(config: TrainConfig, data_root, progress: bool):
+    """(data root or None, fingerprint): the default synthetic data is named without generating it."""
+    if data_root is not None:
+        root = Path(data_root).expanduser().resolve()
+        return root, dcase.dataset_fingerprint(root)
+    chosen = profiles.get_profile(config.profile)
+    return None, dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
+
+
 def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True, device=None,
-                  runs_dir=None) -> Run:
-    """The results of `config` on a dataset: read from the run cache, else trained now.
+                  runs_dir=None, published: bool = True) -> Run:
+    """The results of `config` on a dataset: a published run, the run cache, or trained now.
 
     Args:
         config: what to train.
-        data_root: DCASE-layout data (default: `synthetic_dataset(config.profile)`).
+        data_root: DCASE-layout data (default: `synthetic_dataset(config.profile)`, generated
+            only if the run has to be trained).
         progress: show progress bars while training / evaluating.
         device: where to train (default: `asdlib.runtime.device()`).
         runs_dir: the run cache (default: `<ASDLIB_HOME>/runs`).
+        published: read a published run (`asdlib/published`) when its config and dataset match;
+            False trains (or reads the run cache) whatever was published.
 
     Returns:
         The `Run`, trained and evaluated (authors' "ce" score). A run found complete is read
         without training anything; a half-finished one resumes from its last epoch.
     """
-    if data_root is None:
-        data_root = synthetic_dataset(config.profile, progress=progress)
-    data_root = Path(data_root).expanduser().resolve()
-    dataset = dcase.dataset_fingerprint(data_root)
+    root, dataset = _dataset_of(config, data_root, progress)
+    if published:
+        run = _published_run(config, dataset)
+        if run is not None:
+            return run
+    if root is None:
+        root = synthetic_dataset(config.profile, progress=progress)
+        dataset = dcase.dataset_fingerprint(root)
     runs_dir = Path(runs_dir) if runs_dir is not None else runtime.home() / "runs"
 
     def build(work: Path) -> None:
-        train.train(config, data_root, work, device=device, progress=progress, dataset=dataset)
-        evaluate.evaluate(work, data_root, device=device, progress=progress)
+        train.train(config, root, work, device=device, progress=progress, dataset=dataset)
+        evaluate.evaluate(work, root, device=device, progress=progress)
 
     path = store.folder(runs_dir, run_hash(config, dataset), build,
                         description=f"the run {config.summary()}")
     return open_run(path)
+
+
+# ----------------------------------------------------------------------------------------
+# Publishing the book's runs: python -m asdlib runs (make runs)
+# ----------------------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _export(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
+    """Copy the small results of a trained run into `dest` (paths relative to the data root)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    info = dict(run.info, data_root=None)
+    runtime.write_text_atomic(json.dumps(info, indent=1) + "\n", dest / "config.json")
+    shutil.copyfile(run.path / "history.csv", dest / "history.csv")
+    result = dict(run.metrics, data_root=None, device=None)
+    runtime.write_text_atomic(json.dumps(result, indent=1) + "\n", dest / "metrics.json")
+    prefix = str(data_root) + os.sep
+    scores = run.scores.assign(path=run.scores["path"].str.replace(prefix, "", regex=False))
+    with runtime.atomic_path(dest / "scores.csv.gz") as tmp:
+        # mtime 0: the same bytes for the same scores
+        with gzip.GzipFile(tmp, "wb", mtime=0) as f:
+            f.write(scores.to_csv(index=False).encode())
+    if embeddings:
+        with np.load(run.path / "embeddings.npz") as data:
+            arrays = {key: data[key] for key in data.files}
+        arrays["embedding"] = arrays["embedding"].astype(np.float16)
+        arrays["path"] = np.array([p.replace(prefix, "") for p in arrays["path"]])
+        with runtime.atomic_path(dest / "embeddings.npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
+    return {name.name: _sha256(name) for name in sorted(dest.iterdir())}
+
+
+def _train_one(job) -> str:
+    """One published run, in a worker process with one torch thread (`publish_runs`)."""
+    config_dict, data_root, home = job
+    torch.set_num_threads(1)
+    os.environ[runtime.HOME_VAR] = home
+    config = TrainConfig.from_dict(config_dict)
+    run = load_or_train(config, data_root, progress=False, published=False)
+    return str(run.path)
+
+
+def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
+                 reuse_freed_memory: bool = True) -> dict:
+    """Train every run of `book_runs(profile)` and publish their small results (`make runs`).
+
+    The runs are trained by `jobs` worker processes with one torch thread each (on a 2-core CPU,
+    two one-thread processes train faster than one two-thread process), each through
+    `load_or_train(..., published=False)`: the run cache of `ASDLIB_HOME`, so a stopped
+    `make runs` resumes every run from its last finished epoch. Then their results are
+    exported to `dest` (default `asdlib/published/`) with `MANIFEST.json`, replacing what was
+    published before.
+
+    Returns:
+        The manifest.
+    """
+    chosen = profiles.get_profile(profile)
+    configs = book_runs(chosen)
+    root = synthetic_dataset(chosen, progress=progress)
+    dataset = dcase.dataset_fingerprint(root)
+    started = time.perf_counter()
+    job_list = [(c.to_dict(), str(root), str(runtime.home())) for c in configs]
+    bar = runtime.progress_bar(total=len(job_list), show=progress, desc="published runs", unit="run")
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")
+        initializer = runtime.reuse_freed_memory if reuse_freed_memory else None
+        with context.Pool(jobs, initializer=initializer, maxtasksperchild=1) as pool:
+            paths = []
+            for path in pool.imap(_train_one, job_list):
+                paths.append(path)
+                bar.update(1)
+    else:
+        if reuse_freed_memory:
+            runtime.reuse_freed_memory()
+        paths = []
+        for job in job_list:
+            paths.append(_train_one(job))
+            bar.update(1)
+    bar.close()
+    dest = Path(dest) if dest is not None else PUBLISHED_DIR
+    work = Path(tempfile.mkdtemp(prefix=".published-", dir=dest.parent))
+    entries = []
+    for config, path in zip(configs, paths):
+        run = open_run(path)
+        name = run_hash(config, dataset)
+        files = _export(run, root, work / name, _keeps_embeddings(config))
+        entries.append({"hash": name, "label": run.label, "model": config.model,
+                        "mode": config.mode, "seed": config.seed, "files": files,
+                        "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
+                        "average_auc": run.metrics["average"]["auc"],
+                        "average_pauc": run.metrics["average"]["pauc"]})
+    manifest = {"profile": chosen.name, "dataset": dataset, "generator_version": synth.GENERATOR_VERSION,
+                "command": PUBLISH_COMMAND, "jobs": jobs, "torch_threads_per_job": 1,
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
+                           f"{torch.__version__}, Python {platform.python_version()}",
+                "wall_seconds_this_call": time.perf_counter() - started,
+                "runs": entries}
+    runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", work / "MANIFEST.json")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(work, dest)
+    return manifest
+
+
+def check_published(label: str, seed: int, profile=None, home=None) -> dict:
+    """Retrain one published run from scratch (a fresh ASDLIB_HOME) and compare its metrics.
+
+    Returns:
+        ``{"published": ..., "retrained": ..., "equal": bool}`` of the average AUC / pAUC.
+    """
+    chosen = profiles.get_profile(profile)
+    config = next((c for c in book_runs(chosen) if run_label(c) == label and c.seed == seed), None)
+    if config is None:
+        raise ValueError(f"label and seed: no published run {label!r} seed {seed}; the runs are "
+                         f"{sorted({run_label(c) for c in book_runs(chosen)})} with seeds "
+                         f"{list(chosen.seeds)}")
+    published = load_or_train(config, progress=False)
+    if not published.published:
+        raise ValueError(f"{label} seed {seed} is not published for the current code and data; "
+                         f"run {PUBLISH_COMMAND} first")
+    home = Path(home or tempfile.mkdtemp(prefix="asdlib-check-"))
+    previous = os.environ.get(runtime.HOME_VAR)
+    os.environ[runtime.HOME_VAR] = str(home)
+    try:
+        torch.set_num_threads(1)
+        retrained = load_or_train(config, published=False, progress=False)
+    finally:
+        if previous is None:
+            os.environ.pop(runtime.HOME_VAR)
+        else:
+            os.environ[runtime.HOME_VAR] = previous
+    a, b = published.metrics["average"], retrained.metrics["average"]
+    return {"published": a, "retrained": b, "equal": a == b, "home": str(home)}

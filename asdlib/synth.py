@@ -43,14 +43,17 @@ __all__ = [
     "GENERATOR_VERSION",
     "anomaly_kind",
     "clip_rng",
+    "expected_info",
     "factory_background",
     "generate",
     "id_parameters",
+    "individual",
     "make_clip",
+    "transfer_db",
 ]
 
 #: Bumped whenever a change to this module changes the samples it writes.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 #: Name of the file written last, once every clip is on disk.
 INFO_NAME = "synth_info.json"
 #: Name of the marker written first; it says which options a half-written folder was started with.
@@ -200,6 +203,95 @@ def id_parameters(machine_type: str, machine_id: str) -> dict:
     return params
 
 
+# --------------------------------------------------------------------------------------------
+# Individual machines (version 3): every ID is a machine of its own; see data/SYNTHETIC.md
+# --------------------------------------------------------------------------------------------
+
+#: The scales of what makes every machine an individual (calibrated: see data/SYNTHETIC.md).
+#: ``mode_db``: peak gain of the housing resonances; ``mount_db``: of the mounting resonance;
+#: ``harmonic_db``: std of the machine's own offset of each harmonic; ``tilt_db``: +- dB per
+#: octave of the transfer path; ``width``: noise bands' width factor exp(U(-w, w)).
+INDIVIDUALITY = {"mode_db": 6.0, "mount_db": 6.0, "harmonic_db": 3.0, "tilt_db": 1.5,
+                 "width": 0.3}
+#: Housing resonances per machine, spread log-uniformly over this band (Hz).
+NUM_MODES = 6
+MODE_BAND_HZ = (250.0, 6000.0)
+#: Per clip, each resonance frequency drifts by N(0, this) (temperature, load) and its gain
+#: by U(-1, 1) dB: the operating condition of the structure.
+MODE_DRIFT = 0.01
+
+
+@functools.lru_cache(maxsize=256)
+def individual(machine_type: str, machine_id: str) -> dict:
+    """What makes one machine ID an individual machine: its structure and its harmonic profile.
+
+    Drawn once per (type, ID) from a generator seeded by the two names only (not by the data
+    seed): the same machine in every dataset, as a factory's machines stay the same from one
+    recording session to the next.
+
+    Returns:
+        ``modes`` (``[NUM_MODES, 3]``: frequency Hz, Q, gain dB of the housing resonances),
+        ``mount`` (frequency, Q, gain of the mounting resonance), ``tilt_db`` (dB per octave of
+        the transfer path re 1 kHz), ``harmonic_gain`` (``[16]``, linear gain of each harmonic
+        of the machine's tonal series) and ``width`` (factor on its noise bands' widths).
+    """
+    _check_id(_check_type(machine_type), machine_id)
+    scale = INDIVIDUALITY
+    rng = np.random.default_rng(np.random.SeedSequence(
+        [_stable_hash("individual machine"), _stable_hash(machine_type), _stable_hash(machine_id)]))
+    low, high = np.log(MODE_BAND_HZ[0]), np.log(MODE_BAND_HZ[1])
+    modes = np.stack([np.sort(np.exp(rng.uniform(low, high, NUM_MODES))),
+                      rng.uniform(3, 10, NUM_MODES),
+                      scale["mode_db"] * rng.uniform(0.5, 1.0, NUM_MODES)], axis=1)
+    mount = np.array([rng.uniform(60, 200), rng.uniform(1.5, 4), scale["mount_db"] * rng.uniform(0.5, 1.0)])
+    return {"modes": modes, "mount": mount,
+            "tilt_db": scale["tilt_db"] * rng.uniform(-1, 1),
+            "harmonic_gain": _db(scale["harmonic_db"] * rng.standard_normal(16)),
+            "width": float(np.exp(scale["width"] * rng.uniform(-1, 1)))}
+
+
+def _profile(p: dict, count: int, start: int = 0) -> np.ndarray:
+    """The machine's own gains of harmonics ``start .. start + count - 1`` of a tonal series."""
+    return p["individual"]["harmonic_gain"][start:start + count]
+
+
+def _width(p: dict) -> float:
+    return p["individual"]["width"]
+
+
+def _resonance_db(freqs: np.ndarray, centre: float, q: float, gain_db: float) -> np.ndarray:
+    """A resonance of the structure as a gain in dB: ``gain`` at ``centre``, bandwidth centre/Q."""
+    ratio = np.maximum(freqs, 1.0) / centre
+    return gain_db / (1 + (q * (ratio - 1 / ratio)) ** 2)
+
+
+def transfer_db(machine_type: str, machine_id: str, freqs, rng=None) -> np.ndarray:
+    """The gain (dB) of a machine's structure and transfer path at ``freqs`` (Hz).
+
+    The housing resonances, the mounting resonance and the tilt of the path to the microphone.
+    With ``rng``, one clip's drift of the resonances (`MODE_DRIFT`) is drawn from it.
+    """
+    ind = individual(machine_type, machine_id)
+    freqs = np.asarray(freqs, dtype=np.float64)
+    gain = ind["tilt_db"] * np.log2(np.maximum(freqs, 20.0) / 1000.0)
+    gain += _resonance_db(freqs, *ind["mount"])
+    for centre, q, mode_db in ind["modes"]:
+        if rng is not None:
+            centre *= 1 + rng.normal(0, MODE_DRIFT)
+            mode_db += rng.uniform(-1, 1)
+        gain += _resonance_db(freqs, centre, q, mode_db)
+    return gain
+
+
+def _machine(rng, machine_type: str, machine_id: str, n: int, anomaly) -> np.ndarray:
+    """The sound of one machine at its housing: the type's generator through its structure."""
+    params = {**id_parameters(machine_type, machine_id),
+              "individual": individual(machine_type, machine_id)}
+    x = _GENERATORS[machine_type](rng, n, params, anomaly)
+    gain = transfer_db(machine_type, machine_id, np.fft.rfftfreq(n, 1.0 / SR), rng)
+    return np.fft.irfft(np.fft.rfft(x) * _db(gain), n)
+
+
 def anomaly_kind(machine_type: str, number: int) -> str:
     """The anomaly kind of anomalous clip ``number`` of a machine type (kinds are cycled)."""
     kinds = ANOMALY_KINDS[_check_type(machine_type)]
@@ -341,10 +433,11 @@ def _fan(rng, n, p, anomaly):
         speed *= 1 + rng.choice([-1, 1]) * rng.uniform(0.04, 0.08)
     phase = _phase(speed * _wander(rng, n), n)
     blade_phase = p["blades"] * phase
-    tonal = _harmonics(rng, blade_phase, _tilted(10, p["tilt_db"]), speed * p["blades"] * 1.01)
+    tonal = _harmonics(rng, blade_phase, _tilted(10, p["tilt_db"]) * _profile(p, 10),
+                       speed * p["blades"] * 1.01)
     # the residual unbalance of every real rotor: a weak tone at the rotation rate
     tonal += 0.05 * np.sin(phase + rng.uniform(0, 2 * np.pi))
-    air = _band_noise(rng, n, air_hz, 1.0) * (1 + 0.25 * np.sin(blade_phase))
+    air = _band_noise(rng, n, air_hz, 1.0 * _width(p)) * (1 + 0.25 * np.sin(blade_phase))
     x = tonal + _db(air_db) * air
     if anomaly == "unbalance":  # a heavy spot: amplitude modulation and a tone at 1x rotation
         once = np.sin(phase + rng.uniform(0, 2 * np.pi))
@@ -364,10 +457,10 @@ def _pump(rng, n, p, anomaly):
         flow_db -= rng.uniform(2, 5)
     phase = _phase(shaft * _wander(rng, n), n)
     pulse_phase = p["vanes"] * phase
-    x = _db(pulse_db) * _harmonics(rng, pulse_phase, _tilted(12, p["tilt_db"]),
+    x = _db(pulse_db) * _harmonics(rng, pulse_phase, _tilted(12, p["tilt_db"]) * _profile(p, 12),
                                    shaft * p["vanes"] * 1.01)
     x += 0.2 * np.sin(phase + rng.uniform(0, 2 * np.pi))  # motor shaft
-    flow = _band_noise(rng, n, flow_hz, 1.2) * (1 + 0.3 * np.sin(pulse_phase))
+    flow = _band_noise(rng, n, flow_hz, 1.2 * _width(p)) * (1 + 0.3 * np.sin(pulse_phase))
     x += _db(flow_db) * flow
     if anomaly == "leakage":  # a narrow hiss band from the leak
         x += _db(rng.uniform(-14, -6)) * _band_noise(rng, n, rng.uniform(3000, 5000), 0.25)
@@ -393,13 +486,14 @@ def _slider(rng, n, p, anomaly):
     progress = (t - ends[stroke]) / durations[stroke]
     velocity = np.sin(np.pi * progress)  # slow at both ends, fastest mid-stroke
     whine_hz = p["whine_hz"] * speed * (0.3 + 0.7 * velocity)  # the motor turns with the stroke
-    x = velocity * _harmonics(rng, _phase(whine_hz, n), [1.0, 0.5, 0.25], p["whine_hz"] * speed)
+    x = velocity * _harmonics(rng, _phase(whine_hz, n), np.array([1.0, 0.5, 0.25]) * _profile(p, 3),
+                              p["whine_hz"] * speed)
     rolling_db = p["rolling_db"] + rng.uniform(-c["rolling_db"], c["rolling_db"])
     if anomaly == "no_grease":  # friction: more rolling noise and a squeal while moving
         rolling_db += rng.uniform(2, 4)
         squeal_hz = rng.uniform(2000, 4000) * (1 + 0.01 * np.sin(2 * np.pi * 6 * t))
         x += _db(rng.uniform(-16, -8)) * velocity**2 * np.sin(_phase(squeal_hz, n))
-    x += _db(rolling_db) * velocity * _band_noise(rng, n, p["rolling_hz"] * speed, 0.8)
+    x += _db(rolling_db) * velocity * _band_noise(rng, n, p["rolling_hz"] * speed, 0.8 * _width(p))
     impact_hz = p["impact_hz"] * (1 + rng.uniform(-c["impact_hz"], c["impact_hz"]))
     impacts = [_ring(impact_hz * rng.uniform(0.97, 1.03), 0.008) for _ in ends]
     _add_events(x, ends, 3.0 * rng.uniform(0.8, 1.2, len(ends)), impacts)
@@ -451,8 +545,8 @@ def _valve(rng, n, p, anomaly):
     is_open = np.zeros(n)
     for start, stop in zip(opens, closes):
         is_open += np.clip((t - start) / 0.005, 0, 1) * np.clip((stop - t) / 0.005, 0, 1)
-    x += flow_level * is_open * _band_noise(rng, n, flow_hz, 0.5)
-    x += 0.02 * _harmonics(rng, _phase(100.0, n), [1.0, 0.5, 0.3], 100.0)
+    x += flow_level * is_open * _band_noise(rng, n, flow_hz, 0.5 * _width(p))
+    x += 0.02 * _harmonics(rng, _phase(100.0, n), np.array([1.0, 0.5, 0.3]) * _profile(p, 3), 100.0)
     return x
 
 
@@ -477,10 +571,11 @@ def _toycar(rng, n, p, anomaly):
         am = 1 + rng.uniform(0.15, 0.3) * np.sin(wheel_phase)
     phase = _phase(motor_hz, n)
     speed = motor_hz / top
-    x = _harmonics(rng, 2 * phase, _tilted(8, 5.0), 2 * top * 1.06)  # commutator whine
-    mesh = _harmonics(rng, p["teeth"] * phase, [1.0, 0.4, 0.15], p["teeth"] * top * 1.06)
+    x = _harmonics(rng, 2 * phase, _tilted(8, 5.0) * _profile(p, 8), 2 * top * 1.06)  # commutator whine
+    mesh = _harmonics(rng, p["teeth"] * phase, np.array([1.0, 0.4, 0.15]) * _profile(p, 3, 8),
+                      p["teeth"] * top * 1.06)
     x += 0.5 * mesh
-    x += rolling * speed**2 * _band_noise(rng, n, rolling_hz, 1.0)
+    x += rolling * speed**2 * _band_noise(rng, n, rolling_hz, 1.0 * _width(p))
     x *= am
     if anomaly == "damaged_gear":  # a broken tooth: an impulse once per turn of the gear
         times = _crossing_times(phase / p["gear_ratio"] + rng.uniform(0, 2 * np.pi))
@@ -504,11 +599,12 @@ def _toyconveyor(rng, n, p, anomaly):
         belt_db += rng.uniform(1.5, 3.5)
         belt_hz *= 1 + rng.uniform(0.05, 0.15)
     phase = _phase(motor * _wander(rng, n), n)
-    x = 0.5 * _harmonics(rng, 2 * phase, _tilted(6, 6.0), 2 * motor * 1.01)
-    x += 0.4 * _harmonics(rng, phase / p["roller_ratio"], [1.0, 0.6, 0.4, 0.3], motor)
+    x = 0.5 * _harmonics(rng, 2 * phase, _tilted(6, 6.0) * _profile(p, 6), 2 * motor * 1.01)
+    x += 0.4 * _harmonics(rng, phase / p["roller_ratio"],
+                          np.array([1.0, 0.6, 0.4, 0.3]) * _profile(p, 4, 6), motor)
     belt_rev_hz = p["belt_rev_hz"] * motor / p["motor_hz"]
     belt_phase = 2 * np.pi * belt_rev_hz * _time(n) + rng.uniform(0, 2 * np.pi)
-    x += _db(belt_db) * (1 + 0.1 * np.sin(belt_phase)) * _band_noise(rng, n, belt_hz, 1.0)
+    x += _db(belt_db) * (1 + 0.1 * np.sin(belt_phase)) * _band_noise(rng, n, belt_hz, 1.0 * _width(p))
     # the belt seam passes the drive roller once per revolution: a faint tick
     seams = _crossing_times(belt_phase)
     _add_events(x, seams, 0.5 * np.ones(len(seams)), [_ring(1500.0, 0.002)] * len(seams))
@@ -565,7 +661,7 @@ def _reference_rms(machine_type: str, machine_id: str, num_samples: int) -> floa
     A per-ID reference (not each clip's own RMS) keeps the level changes of anomalies.
     """
     rng = clip_rng(0, machine_type, machine_id, "reference", "normal", 0)
-    x = _GENERATORS[machine_type](rng, num_samples, id_parameters(machine_type, machine_id), None)
+    x = _machine(rng, machine_type, machine_id, num_samples, None)
     return max(float(np.sqrt(np.mean(x**2))), 1e-12)
 
 
@@ -621,7 +717,7 @@ def make_clip(machine_type: str, machine_id: str, label: str = "normal", number:
                              f"{machine_type}, got {anomaly!r}")
     n = _num_samples(seconds)
     rng = clip_rng(_check_seed(seed), machine_type, machine_id, split, label, number)
-    x = _GENERATORS[machine_type](rng, n, params, anomaly) / _reference_rms(machine_type, machine_id, n)
+    x = _machine(rng, machine_type, machine_id, n, anomaly) / _reference_rms(machine_type, machine_id, n)
     # the background level changes from clip to clip around the ID's SNR
     noise = _db(-params["snr_db"] + rng.uniform(-BACKGROUND_DB_JITTER, BACKGROUND_DB_JITTER))
     if background:
@@ -727,6 +823,54 @@ def _differences(old: dict, new: dict) -> str:
     return ", ".join(f"{k}: {old.get(k)!r} on disk, {new[k]!r} asked" for k in keys)
 
 
+def _options(profile, seed, seconds, types, ids) -> dict:
+    """Every option that decides the clips, checked (what a dataset's info file starts with)."""
+    chosen = profiles.get_profile(profile)
+    seed = _check_seed(seed)
+    seconds = chosen.seconds if seconds is None else seconds
+    _num_samples(seconds)
+    ids = chosen.ids if ids is None else ids
+    if ids not in ("dev", "all"):
+        raise ValueError(f"ids must be 'dev' or 'all', got {ids!r}")
+    return {
+        "generator": "asdlib.synth",
+        "version": GENERATOR_VERSION,
+        "profile": chosen.name,
+        "seed": seed,
+        "seconds": float(seconds),
+        "sample_rate": SR,
+        "ids": ids,
+        "types": _check_types(types),
+        "counts": {
+            "train_normal_per_id": chosen.train_per_id,
+            "test_normal_per_id": chosen.test_normal_per_id,
+            "test_anomaly_per_id": chosen.test_anomaly_per_id,
+        },
+    }
+
+
+def _info(options: dict, jobs: list) -> dict:
+    """The content of ``synth_info.json``: the options, the counts and the anomaly kinds."""
+    info = dict(options)
+    info["clips"] = {
+        t: {s: sum(1 for j in jobs if j[0] == t and f"{j[2]}_{j[3]}" == s)
+            for s in ("train_normal", "test_normal", "test_anomaly")}
+        for t in options["types"]
+    }
+    info["total_clips"] = len(jobs)
+    info["anomaly_kinds"] = {t: list(ANOMALY_KINDS[t]) for t in options["types"]}
+    return info
+
+
+def expected_info(profile=None, seed: int = 0, seconds: float | None = None, types=None,
+                  ids: str | None = None) -> dict:
+    """The ``synth_info.json`` that :func:`generate` writes for these options, without writing
+    anything: so the fingerprint of a synthetic dataset is known before it is generated
+    (`asdlib.dcase.dataset_fingerprint` hashes this content)."""
+    options = _options(profile, seed, seconds, types, ids)
+    return json.loads(json.dumps(_info(options, _jobs(options))))
+
+
 def generate(out, profile: str | None = None, seed: int = 0, seconds: float | None = None,
              types=None, ids: str | None = None, progress: bool = True, overwrite: bool = False,
              workers: int = 1) -> dict:
@@ -761,30 +905,11 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
         ValueError: a bad argument (the message names it) or a folder written with other
             options.
     """
-    chosen = profiles.get_profile(profile)
-    seed = _check_seed(seed)
-    seconds = chosen.seconds if seconds is None else seconds
-    _num_samples(seconds)
-    ids = chosen.ids if ids is None else ids
-    if ids not in ("dev", "all"):
-        raise ValueError(f"ids must be 'dev' or 'all', got {ids!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    options = {
-        "generator": "asdlib.synth",
-        "version": GENERATOR_VERSION,
-        "profile": chosen.name,
-        "seed": seed,
-        "seconds": float(seconds),
-        "sample_rate": SR,
-        "ids": ids,
-        "types": _check_types(types),
-        "counts": {
-            "train_normal_per_id": chosen.train_per_id,
-            "test_normal_per_id": chosen.test_normal_per_id,
-            "test_anomaly_per_id": chosen.test_anomaly_per_id,
-        },
-    }
+    options = _options(profile, seed, seconds, types, ids)
+    chosen = profiles.get_profile(profile)
+    seed, seconds = options["seed"], options["seconds"]
     out = Path(out)
     info_path, partial_path = out / INFO_NAME, out / PARTIAL_NAME
     jobs = _jobs(options)
@@ -829,14 +954,7 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
     bar.close()
 
     # 3. the info file last: its presence means the folder is complete
-    info = dict(options)
-    info["clips"] = {
-        t: {s: sum(1 for j in jobs if j[0] == t and f"{j[2]}_{j[3]}" == s)
-            for s in ("train_normal", "test_normal", "test_anomaly")}
-        for t in options["types"]
-    }
-    info["total_clips"] = len(jobs)
-    info["anomaly_kinds"] = {t: list(ANOMALY_KINDS[t]) for t in options["types"]}
+    info = _info(options, jobs)
     _write_json(info_path, info)
     partial_path.unlink(missing_ok=True)
     return info
