@@ -11,7 +11,7 @@ The method:
 - ``asdlib.losses``      - ArcFace, mixup, ArcMix and Noisy-ArcMix, mixing a batch (ch. 4, 5, 6, 7, 8, 11)
 - ``asdlib.loop``        - one training step, one epoch, validation, embedding (ch. 8)
 - ``asdlib.metrics``     - AUC, pAUC, per-ID / per-type / pooled tables (ch. 1, 2, 8, 9)
-- ``asdlib.tables``      - the paper's table layout, seed summaries, the published numbers (ch. 1, 2, 7, 8, 10)
+- ``asdlib.tables``      - the paper's table layout, standard errors, the published numbers (ch. 1, 2, 7, 8, 9, 10)
 - ``asdlib.baseline``    - the DCASE 2020 autoencoder baseline (ch. 2)
 - ``asdlib.toy``         - the 2-D teaching toy of the loss chapters (ch. 4, 5, 6, 7)
 

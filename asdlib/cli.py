@@ -169,6 +169,9 @@ def _train_options(add) -> None:
     add("--epochs", type=positive_int, default=None, dest="num_epochs",
         help="number of epochs (default: the profile's)")
     add("--batch-size", type=positive_int, default=None, help="clips per batch (default: the profile's)")
+    add("--patience", type=positive_int, default=None,
+        help="stop once the validation loss has not improved for this many epochs "
+             "(default: the profile's)")
     add("--lr", type=positive_float, default=None, help="peak learning rate (default: the profile's)")
     add("--seconds", type=positive_float, default=None,
         help="clip length in seconds (default: the profile's; 10 for the real data)")
@@ -185,7 +188,7 @@ def _train_options(add) -> None:
 def _train(args) -> int:
     if args.reuse_freed_memory:
         runtime.reuse_freed_memory()
-    names = ("seed", "num_epochs", "batch_size", "lr", "seconds")
+    names = ("seed", "num_epochs", "batch_size", "lr", "seconds", "patience")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = profiles.TrainConfig.from_profile(args.profile, model=args.model, mode=args.mode,
                                                amp=args.amp, **overrides)

@@ -699,7 +699,8 @@ def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
     Args:
         mean: a table in the layout of ``asdlib.tables.paper_table`` (rows = methods,
             columns = (machine_type, "AUC" / "pAUC"), values in %).
-        std: the same layout with the spread over seeds, drawn as error bars (or None).
+        std: the same layout with a spread or a standard error (``asdlib.tables.standard_errors``),
+            drawn as error bars (or None).
         metric: ``"AUC"`` or ``"pAUC"``.
         paper: optional table of the same layout (``asdlib.tables.published``); its
             rows with the same names as ``mean`` are drawn as black diamonds.

@@ -235,6 +235,40 @@ def test_ids_differ_in_parameters_and_snr():
         "unbalance", "clogging", "voltage_change", "unbalance"]
 
 
+def test_every_id_is_an_individual_machine_the_same_in_every_dataset():
+    """Version 3: each (type, ID) has its own structure and harmonic profile, drawn from the
+    two names only (so the data seed does not change the machines)."""
+    a, b = synth.individual("pump", "id_00"), synth.individual("pump", "id_02")
+    assert not np.allclose(a["modes"], b["modes"]) and not np.allclose(a["harmonic_gain"], b["harmonic_gain"])
+    assert a["modes"].shape == (synth.NUM_MODES, 3)
+    low, high = synth.MODE_BAND_HZ
+    assert ((a["modes"][:, 0] >= low) & (a["modes"][:, 0] <= high)).all()
+    assert (np.diff(a["modes"][:, 0]) >= 0).all()  # sorted by frequency
+    assert (a["modes"][:, 2] <= synth.INDIVIDUALITY["mode_db"]).all()
+    # the transfer function peaks at the modes (no drift without a generator)
+    freqs = a["modes"][:, 0]
+    gain = synth.transfer_db("pump", "id_00", freqs)
+    off = synth.transfer_db("pump", "id_00", freqs * 1.3)
+    assert (gain > off - 1e-9).sum() >= synth.NUM_MODES - 1  # close modes may overlap
+    # drawn per clip: a drift of the resonances
+    rng = np.random.default_rng(0)
+    assert not np.allclose(synth.transfer_db("pump", "id_00", freqs, rng), gain)
+    # the same machine whatever the data seed: a clip of seed 0 and of seed 1 differ, the
+    # machine does not
+    assert synth.individual("pump", "id_00") is synth.individual("pump", "id_00")
+    with pytest.raises(ValueError, match="machine_id"):
+        synth.individual("pump", "id_01x")
+
+
+def test_expected_info_is_what_generate_writes(smoke_root):
+    from asdlib import dcase
+
+    info = json.loads((smoke_root / synth.INFO_NAME).read_text())
+    expected = synth.expected_info("smoke", seed=info["seed"], types=info["types"])
+    assert expected == info
+    assert dcase.synthetic_fingerprint(expected) == dcase.dataset_fingerprint(smoke_root)
+
+
 # --- bad input ---------------------------------------------------------------------------
 
 
