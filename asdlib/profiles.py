@@ -140,10 +140,11 @@ PROFILES = {
         description="the rendered book: synthetic data on a 2-core CPU, published runs",
         seconds=2.0,
         ids="dev",
-        # Data (issue 11): 60 normal training clips per ID (of which val_fraction are held out
-        # for validation), and 50 + 50 test clips per ID, so that a per-ID AUC has a sampling
-        # error of about 0.04 instead of 0.07 (test clips are only scored: cheap).
-        train_per_id=60,
+        # Data (issue 11): 100 normal training clips per ID (of which val_fraction are held out
+        # for validation): the diagnosis found the clips per ID the one lever that moves the
+        # networks (data/SYNTHETIC.md, "Diagnosis"); and 50 + 50 test clips per ID, so that a
+        # per-ID AUC has a sampling error of about 0.04 instead of 0.07 (test clips are cheap).
+        train_per_id=100,
         test_normal_per_id=50,
         test_anomaly_per_id=50,
         # Training: the same recipe and the same stopping rule for every model and mode (never
@@ -152,14 +153,14 @@ PROFILES = {
         # Batch 16 for more optimizer steps in few clips. 64 mels instead of the paper's 128:
         # a training step costs 0.59x (2 s clips, one thread, measured with asdlib.loop), which
         # is what lets every run of chapters 8-11 train to its plateau in about two hours on two
-        # cores. The runs are published (make runs): the book build reads them.
+        # cores with four seeds. The runs are published (make runs): the book build reads them.
         n_mels=64,
         num_epochs=40,
         patience=5,
         val_fraction=0.1,
         batch_size=16,
         lr=1e-3,
-        seeds=(0, 1, 2, 3, 4),
+        seeds=(0, 1, 2, 3),
         toy_epochs=40,
         baseline_epochs=12,
     ),

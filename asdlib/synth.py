@@ -211,8 +211,8 @@ def id_parameters(machine_type: str, machine_id: str) -> dict:
 #: ``mode_db``: peak gain of the housing resonances; ``mount_db``: of the mounting resonance;
 #: ``harmonic_db``: std of the machine's own offset of each harmonic; ``tilt_db``: +- dB per
 #: octave of the transfer path; ``width``: noise bands' width factor exp(U(-w, w)).
-INDIVIDUALITY = {"mode_db": 6.0, "mount_db": 6.0, "harmonic_db": 3.0, "tilt_db": 1.5,
-                 "width": 0.3}
+INDIVIDUALITY = {"mode_db": 0.72, "mount_db": 0.72, "harmonic_db": 0.36, "tilt_db": 0.18,
+                 "width": 0.036}
 #: Housing resonances per machine, spread log-uniformly over this band (Hz).
 NUM_MODES = 6
 MODE_BAND_HZ = (250.0, 6000.0)
@@ -840,6 +840,7 @@ def _options(profile, seed, seconds, types, ids) -> dict:
         "seconds": float(seconds),
         "sample_rate": SR,
         "ids": ids,
+        "individuality": dict(INDIVIDUALITY),
         "types": _check_types(types),
         "counts": {
             "train_normal_per_id": chosen.train_per_id,
