@@ -2,9 +2,12 @@
 
     .venv/bin/python tests/golden_run.py   # rewrites tests/data/golden_smoke_run.json
 
-The recording was made once with the code as it stood before the restructuring of issue 10
+The first recording was made with the code as it stood before the restructuring of issue 10
 (commit 583a4ec, where the steps were read from `train._LossModel.forward`), on one torch
-thread. Rerun this only when a change is *meant* to change the numbers, and say so in the
+thread, and the restructured code reproduced it bit for bit (commit 30ee190). Issue 11 then
+changed the smoke data on purpose (generator version 3), so the recording was made again with
+the unchanged training code on the new data (`recorded_on` says where and at which generator
+version). Rerun this only when a change is *meant* to change the numbers, and say so in the
 commit message.
 """
 
@@ -96,7 +99,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ASDLIB_HOME"] = str(Path(tmp) / "home")
         out = record(Path(tmp), lambda fn: setattr(loop, "train_step", fn))
-    out["recorded_on"] = {"cpu": cpu_model(), "torch": torch.__version__.split("+")[0]}
+    out["recorded_on"] = {"cpu": cpu_model(), "torch": torch.__version__.split("+")[0],
+                          "generator_version": synth.GENERATOR_VERSION}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {OUT}: {sorted(out)}")
