@@ -398,7 +398,7 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
                         "average_pauc": run.metrics["average"]["pauc"]})
     manifest = {"profile": chosen.name, "dataset": dataset, "generator_version": synth.GENERATOR_VERSION,
                 "command": PUBLISH_COMMAND, "jobs": jobs, "torch_threads_per_job": 1,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch "
+                "machine": f"{runtime.cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, torch "
                            f"{torch.__version__}, Python {platform.python_version()}",
                 "wall_seconds_this_call": time.perf_counter() - started,
                 "runs": entries}

@@ -171,6 +171,17 @@ def freed_memory_reused() -> bool:
     return _FREED_MEMORY_REUSED
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux; else `platform.processor()`): it decides how some float
+    kernels round, so two CPU models train the same seed to slightly different weights."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or "unknown")
+
+
 def describe(profile: str | None = None) -> str:
     """A few lines naming the versions, the active profile, the device and the cache folder."""
     active = profiles.get_profile(profile)

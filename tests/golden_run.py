@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from asdlib import baseline, checkpoints, dcase, evaluate, loop, profiles, synth, toy, train
+from asdlib import baseline, checkpoints, dcase, evaluate, loop, profiles, runtime, synth, toy, train
 
 OUT = Path(__file__).with_name("data") / "golden_smoke_run.json"
 RUNS = {  # name -> (model, mode, epochs)
@@ -84,22 +84,12 @@ def record(workdir: Path, monkeypatch_step) -> dict:
     return out
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), which decides the rounding of some float kernels."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                "unknown")
-
-
 def main() -> int:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ASDLIB_HOME"] = str(Path(tmp) / "home")
         out = record(Path(tmp), lambda fn: setattr(loop, "train_step", fn))
-    out["recorded_on"] = {"cpu": cpu_model(), "torch": torch.__version__.split("+")[0],
+    out["recorded_on"] = {"cpu": runtime.cpu_model(), "torch": torch.__version__.split("+")[0],
                           "generator_version": synth.GENERATOR_VERSION}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1) + "\n")

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import golden_run
-from asdlib import loop
+from asdlib import loop, runtime
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,7 +39,7 @@ def recomputed(tmp_path_factory):
 
 
 RECORDED = GOLDEN["recorded_on"]
-ON_RECORDING_MACHINE = (golden_run.cpu_model() == RECORDED["cpu"]
+ON_RECORDING_MACHINE = (runtime.cpu_model() == RECORDED["cpu"]
                         and torch.__version__.split("+")[0] == RECORDED["torch"])
 #: Relative tolerance for what depends on the CPU's rounding after the first update.
 ACROSS_CPUS = 5e-2
