@@ -324,8 +324,8 @@ def _export(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
     prefix = str(data_root) + os.sep
     scores = run.scores.assign(path=run.scores["path"].str.replace(prefix, "", regex=False))
     with runtime.atomic_path(dest / "scores.csv.gz") as tmp:
-        # mtime 0: the same bytes for the same scores
-        with gzip.GzipFile(tmp, "wb", mtime=0) as f:
+        # no file name and mtime 0 in the gzip header: the same bytes for the same scores
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
             f.write(scores.to_csv(index=False).encode())
     if embeddings:
         with np.load(run.path / "embeddings.npz") as data:

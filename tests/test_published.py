@@ -11,7 +11,7 @@ import hashlib
 
 import pytest
 
-from asdlib import dcase, experiments, profiles, synth
+from asdlib import dcase, experiments, profiles, runtime, synth
 
 MANIFEST = experiments.published_manifest()
 REFRESH = "the published runs are out of date: refresh them with `make runs`"
@@ -86,3 +86,20 @@ def test_published_runs_are_ignored_on_request_and_for_other_data(monkeypatch, s
     run = experiments.load_or_train(profiles.TrainConfig.from_profile("smoke"), smoke_data("fan"),
                                     progress=False)
     assert not run.published
+
+
+def test_publishing_twice_writes_the_same_bytes(monkeypatch, tmp_path):
+    # one smoke run stands for the book's runs; the second call reads the run back and exports
+    # it again: every published file must come out byte for byte the same (no time stamps, no
+    # temporary names), so that a refresh changes only what the runs changed
+    monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(experiments, "BOOK_RUNS", {("stgram", "arcface"): "first"})
+    first = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "a", progress=False,
+                                     reuse_freed_memory=False)
+    second = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "b", progress=False,
+                                      reuse_freed_memory=False)
+    assert [e["files"] for e in first["runs"]] == [e["files"] for e in second["runs"]]
+    (entry,) = first["runs"]
+    assert set(entry["files"]) == {"config.json", "history.csv", "metrics.json", "scores.csv.gz"}
+    assert first["dataset"]["hash"] == second["dataset"]["hash"]
+    assert "cores" in first["machine"] and runtime.cpu_model() in first["machine"]
