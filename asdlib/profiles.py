@@ -153,9 +153,9 @@ PROFILES = {
         # Batch 16 for more optimizer steps in few clips. 64 mels instead of the paper's 128:
         # a training step costs 0.59x (2 s clips, one thread, measured with asdlib.loop), which
         # is what lets every run of chapters 8-11 train to its plateau on two cores. Two seeds:
-        # the 11 runs train in about 1.5 hours (two processes, one thread each; a run takes
-        # 11-23 minutes). Four seeds would take about three; add seeds here and `make runs`
-        # trains only the new ones. The runs are published (make runs): the book build reads them.
+        # the 11 runs trained in 64 minutes (two processes, one thread each; a run took 6-16
+        # minutes, asdlib/published/MANIFEST.json). Add seeds here and `make runs` trains only
+        # the new ones. The runs are published (make runs): the book build reads them.
         n_mels=64,
         num_epochs=40,
         patience=5,
