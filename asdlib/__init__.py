@@ -42,3 +42,24 @@ Importing asdlib changes no global state (no seeds, no plotting style, no alloca
 """
 
 __version__ = "0.1.0"
+
+
+def _import_tqdm_auto_quietly() -> None:
+    """Import `tqdm.auto` once, before any submodule, without its "IProgress not found" warning.
+
+    In a Jupyter kernel without ipywidgets, tqdm.auto falls back to a text bar and warns about
+    it on stderr at its first import, and that warning would land in a chapter's output. The
+    first import can come from anywhere: pooch (which `asdlib.runtime` and `asdlib.dcase`
+    import at the top) and umap-learn import it too. Importing it here, quietly, makes every
+    later import a no-op. Only `sys.modules` changes; the warning filters are restored.
+    """
+    import warnings
+
+    from tqdm import TqdmWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        import tqdm.auto  # noqa: F401
+
+
+_import_tqdm_auto_quietly()

@@ -15,12 +15,12 @@ import os
 import platform
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import pooch
 import torch
 import torchaudio
+from tqdm.auto import tqdm  # imported quietly by asdlib/__init__.py
 
 import asdlib
 from asdlib import profiles
@@ -78,25 +78,6 @@ def save_atomic(obj, path) -> None:
         torch.save(obj, tmp)
 
 
-def _quiet_tqdm_auto():
-    """`tqdm.auto.tqdm`, imported without its one-time "IProgress not found" warning.
-
-    Without ipywidgets tqdm.auto falls back to a text bar and warns about it on stderr, once,
-    at its first import. This module imports it quietly when it is imported itself (every
-    chapter's setup cell does), so the warning never lands in a chapter's output, even when
-    another library (umap-learn) imports tqdm.auto first.
-    """
-    from tqdm import TqdmWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TqdmWarning)
-        from tqdm.auto import tqdm
-    return tqdm
-
-
-_TQDM = _quiet_tqdm_auto()
-
-
 def progress_bar(iterable=None, *, show: bool = True, **kwargs):
     """A `tqdm.auto` progress bar: a widget in Jupyter and Colab, text elsewhere.
 
@@ -107,7 +88,7 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
         **kwargs: passed to ``tqdm`` (``desc``, ``unit``, ``total``, ``leave``, ...).
     """
     disabled_by_env = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
-    return _TQDM(iterable, disable=not show or disabled_by_env, **kwargs)
+    return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
 
 
 def device(name: str | None = None) -> torch.device:
