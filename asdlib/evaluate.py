@@ -19,6 +19,11 @@ Two alternatives, selectable by name (`SCORES`):
 - `"angle_mean"`: the angle between the embedding and the mean (unit-length) training
   embedding of its ID.
 
+Why such a score can fail: a *normal* clip whose machine ID the network does not recognise
+scores as high as an anomaly. `own_id_probability` recovers, from the two stored scores, the
+probability the network gives the clip's own ID (softmax of $s\cos\theta_k$, no margin), so
+that the share of normal test clips it names correctly can be counted for any run (chapter 2).
+
 Decisions (normal / anomalous) need a threshold. As the DCASE 2021+ baselines do, we fit a
 gamma distribution (`scipy.stats.gamma.fit`, shape, location and scale) to the scores of the
 *training* clips of each machine ID and put the threshold at its 90th percentile: about 10 %
@@ -49,7 +54,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import stats
+from scipy import special, stats
 from torch.utils.data import DataLoader
 
 from asdlib import checkpoints, dcase, loop, losses, metrics, runtime, train
@@ -64,6 +69,8 @@ __all__ = [
     "default_out_dir",
     "evaluate",
     "gamma_threshold",
+    "id_recognition",
+    "own_id_probability",
     "read_metrics",
     "score_run",
     "summarize",
@@ -129,6 +136,86 @@ def anomaly_scores(embedding, weight, labels, score: str = "ce", margin: float =
         cos = (F.normalize(embedding, dim=1) * centres[labels]).sum(dim=1)
         values = _angle(cos)
     return values.double().numpy()
+
+
+def own_id_probability(score_ce, score_angle, margin: float = 0.7, scale: float = 30.0) -> np.ndarray:
+    r"""Probability the network gives each clip's own machine ID, from its ``ce`` and ``angle``
+    scores (no embeddings needed: works for published runs too).
+
+    With $a = s\,\phi(\cos\theta_y)$ (the margin logit), $b = s\cos\theta_y$ and
+    $R = \sum_{k \neq y} e^{s \cos\theta_k}$, the ``ce`` score is $\log(1 + R e^{-a})$, so
+    $R = e^{a}(e^{A_{\text{ce}}} - 1)$ and the margin-free softmax probability of the own ID is
+
+    $$p_y = \frac{e^{b}}{e^{b} + R} = \sigma\big(b - a - \log(e^{A_{\text{ce}}} - 1)\big).$$
+
+    $p_y > 0.5$: the network names the clip's ID (against all other IDs together). A ``ce`` of
+    0 (the float32 score has underflowed) gives $p_y = 1$.
+
+    Args:
+        score_ce, score_angle: the ``ce`` and ``angle`` scores of the clips (`anomaly_scores`).
+        margin, scale: the ArcFace head's m (radians) and s that computed ``score_ce``.
+
+    Returns:
+        float64 probabilities in [0, 1].
+
+    Shapes:
+        - score_ce, score_angle: `[clips]`; output: `[clips]`.
+    """
+    ce = np.asarray(score_ce, dtype=np.float64)
+    theta = np.asarray(score_angle, dtype=np.float64)
+    if ce.shape != theta.shape or ce.ndim != 1:
+        raise ValueError(f"score_ce and score_angle must be 1-D arrays of one length, got shapes "
+                         f"{ce.shape} and {theta.shape}")
+    if not (np.isfinite(ce).all() and np.isfinite(theta).all()):
+        raise ValueError("score_ce and score_angle must be finite")
+    if ((theta < 0) | (theta > np.pi + 1e-6)).any():
+        raise ValueError("score_angle must hold angles in radians, in [0, pi]")
+    cos = np.cos(theta)
+    a = scale * losses.cos_with_margin(torch.from_numpy(cos), margin).numpy()
+    b = scale * cos
+    rest = np.expm1(ce)  # R e^{-a}
+    with np.errstate(divide="ignore"):
+        log_rest = np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf)
+    return special.expit(b - a - log_rest)
+
+
+def id_recognition(scores: pd.DataFrame, margin: float = 0.7, scale: float = 30.0) -> pd.DataFrame:
+    """How well a run names the machine ID of its test clips, and what the misnamed normal clips
+    cost it, per machine type (a diagnosis: chapter 2, ``benchmarks/diagnose.py``).
+
+    Args:
+        scores: labelled test clips with ``machine_type, machine_id, label`` (1 anomaly, 0
+            normal), ``score_ce`` and ``score_angle`` (a run's ``scores.csv``).
+        margin, scale: the run's ArcFace m and s.
+
+    Returns:
+        One row per machine type (paper order), fractions in [0, 1]: ``normal_named`` and
+        ``anomaly_named``, the shares of normal and anomalous test clips whose own ID gets
+        p > 0.5 (`own_id_probability`); ``auc``, the per-ID mean AUC of the ``ce`` score;
+        ``auc_named_normals``, the same with the misnamed normal clips left out (every anomalous
+        clip kept; an ID none of whose normal clips is named is left out of the mean, NaN if
+        that leaves none): how far the run would get if it recognised every normal machine. Not
+        a metric to report (it removes clips by what the network said), only a diagnosis.
+    """
+    required = {"machine_type", "machine_id", "label", "score_ce", "score_angle"}
+    if not isinstance(scores, pd.DataFrame) or not required <= set(scores.columns):
+        raise ValueError(f"scores must be a DataFrame with columns {sorted(required)} (a run's "
+                         f"scores.csv)")
+    clips = scores[scores["label"] >= 0]
+    named = own_id_probability(clips["score_ce"], clips["score_angle"], margin, scale) > 0.5
+    clips = clips.assign(score=clips["score_ce"], named=named)
+    shares = clips.groupby(["machine_type", "label"])["named"].mean().unstack("label")
+    kept = clips[(clips["label"] == 1) | clips["named"]]
+    # An ID none of whose normal clips is named has no AUC without them: left out of the mean.
+    has_normal = kept.groupby(["machine_type", "machine_id"])["label"].transform("min") == 0
+    kept_auc = metrics.per_id_table(kept[has_normal])["auc"].groupby(level=0).mean()
+    table = pd.DataFrame({
+        "normal_named": shares[0],
+        "anomaly_named": shares[1],
+        "auc": metrics.per_type_table(clips)["per_id_mean_auc"],
+        "auc_named_normals": kept_auc,
+    })
+    return table.loc[metrics.type_order(clips["machine_type"])]
 
 
 def class_centres(embedding, labels, num_classes: int) -> np.ndarray:

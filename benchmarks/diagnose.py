@@ -11,7 +11,9 @@ and prints
 - convergence: train / validation loss and validation ID accuracy by epoch;
 - average AUC and pAUC of both, per machine type and per anomaly kind, with bootstrap standard
   errors (`asdlib.tables.standard_errors`: seeds and test clips resampled) and the standard error
-  of their paired difference.
+  of their paired difference;
+- ID recognition of STgram + ArcFace (`asdlib.evaluate.id_recognition`): the shares of normal and
+  anomalous test clips whose machine ID it names, and its AUC without the misnamed normal clips.
 
 Each factor of the diagnosis is one command (see data/SYNTHETIC.md, "Diagnosis"):
 
@@ -19,6 +21,7 @@ Each factor of the diagnosis is one command (see data/SYNTHETIC.md, "Diagnosis")
     .venv/bin/python benchmarks/diagnose.py --epochs 30 --patience 5         # converged
     .venv/bin/python benchmarks/diagnose.py --train-per-id 120 --epochs 30 --patience 5
     .venv/bin/python benchmarks/diagnose.py --test-per-id 100                # more test clips
+    .venv/bin/python benchmarks/diagnose.py --data-root DIR                  # any DCASE-layout data
 
 Results are kept in ASDLIB_HOME (runs and autoencoders are `asdlib.store` folders), so a second
 call with the same options trains nothing. `--json FILE` also writes every number.
@@ -31,12 +34,13 @@ import dataclasses
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from asdlib import baseline, dcase, experiments, profiles, runtime, synth, tables
+from asdlib import baseline, dcase, evaluate, experiments, profiles, runtime, synth, tables
 from asdlib.profiles import TrainConfig
 
 REFERENCE = ("stgram", "arcface")  # the only network calibration may look at
@@ -88,6 +92,10 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--reuse-freed-memory", action="store_true",
                         help="glibc malloc keeps freed memory (faster on a CPU; same numbers)")
+    parser.add_argument("--data-root", default=None,
+                        help="diagnose this DCASE-layout folder (e.g. the real data, or the synthetic "
+                             "data of another generator version) instead of the profile's synthetic "
+                             "data; the data options above then do not apply")
     parser.add_argument("--json", default=None, help="also write every number to this file")
     args = parser.parse_args(argv)
     if args.threads:
@@ -97,12 +105,19 @@ def main(argv=None) -> int:
     profile, data = derived_profiles(args)
     seeds = args.seeds or [profile.seeds[0]]
     started = time.perf_counter()
-    root = experiments.synthetic_dataset(data)
+    if args.data_root is not None:
+        root = Path(args.data_root).expanduser().resolve()
+        if not root.is_dir():
+            parser.error(f"--data-root: {root} is not a folder")
+    else:
+        root = experiments.synthetic_dataset(data)
     dataset = dcase.dataset_fingerprint(root)
-    print(f"profile {profile.name}: {profile.train_per_id} train / {profile.test_normal_per_id} + "
-          f"{profile.test_anomaly_per_id} test clips per ID, {profile.seconds:g} s, "
+    counts = ("the clips of --data-root" if args.data_root else
+              f"{profile.train_per_id} train / {profile.test_normal_per_id} + "
+              f"{profile.test_anomaly_per_id} test clips per ID")
+    print(f"profile {profile.name}: {counts}, {profile.seconds:g} s, "
           f"{profile.num_epochs} epochs max, patience {profile.patience}, {profile.n_mels} mels")
-    print(f"data: {dataset['description']} (synth v{synth.GENERATOR_VERSION}), {root}")
+    print(f"data: {dataset['description']}, {root}")
 
     ae, _, ae_losses = baseline.load_or_run_baseline(root, profile, seed=seeds[0])
     print(f"autoencoder: {profile.baseline_epochs} epochs; last loss per type "
@@ -134,6 +149,14 @@ def main(argv=None) -> int:
     kinds["nature"] = [synth.ANOMALY_NATURE[key] for key in kinds.index]
     print("\nAUC (%) per anomaly kind, the IDs of a type pooled:")
     print(kinds.round(1).to_string())
+    recognition = pd.concat([evaluate.id_recognition(r.scores, r.config.margin, r.config.scale)
+                             for r in runs]).groupby(level=0, sort=False).mean()
+    print(f"\nID recognition of {label}: shares of test clips whose own ID gets p > 0.5, and the "
+          "AUC without the misnamed normal clips (a diagnosis, not a metric):")
+    print((100 * recognition).round(1).to_string())
+    print(f"mean over types: normal clips named {100 * recognition['normal_named'].mean():.1f} %, "
+          f"AUC {100 * recognition['auc'].mean():.1f} -> "
+          f"{100 * recognition['auc_named_normals'].mean():.1f} % without the misnamed ones")
     best = history.loc[history["val_loss"].idxmin()]
     print(f"\nbest epoch {int(best['epoch'])} of {len(history)} run "
           f"(validation ID accuracy {best['val_accuracy']:.3f}); "
@@ -146,6 +169,7 @@ def main(argv=None) -> int:
                   "gap": gap, "gap_se": float(difference[("Average", "AUC")].std(ddof=1)),
                   "history": history.to_dict(orient="records"),
                   "kinds": kinds.reset_index().to_dict(orient="records"),
+                  "id_recognition": recognition.reset_index().to_dict(orient="records"),
                   "seconds": time.perf_counter() - started}
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1, default=str)

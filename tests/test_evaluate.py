@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from asdlib.evaluate import SCORES, anomaly_scores, evaluate, gamma_threshold
+from asdlib.evaluate import (SCORES, anomaly_scores, evaluate, gamma_threshold, id_recognition,
+                             own_id_probability)
 from asdlib.features import LogMel
 from asdlib.checkpoints import load_model
 from asdlib.profiles import TrainConfig
@@ -169,3 +170,73 @@ def test_bad_inputs_give_clear_errors(trained, tmp_path):
         evaluate(half, progress=False)
     with pytest.raises(FileNotFoundError, match="data root .*elsewhere does not exist"):
         evaluate(run_dir, data_root=tmp_path / "elsewhere", progress=False)
+
+
+# ---- own_id_probability / id_recognition: the diagnosis of what misnamed normal clips cost
+
+
+def test_own_id_probability_by_hand():
+    # Two classes along the axes, s = 30: a clip on w0 has cos 1 / 0, one at (0.6, 0.8) cos
+    # 0.6 / 0.8.
+    embedding = np.array([[1.0, 0.0], [1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    weight = np.eye(2, dtype=np.float32)
+    labels = np.array([0, 1, 0])
+    ce, angle = (anomaly_scores(embedding, weight, labels, name) for name in ("ce", "angle"))
+    p = own_id_probability(ce, angle)
+    assert p[0] == pytest.approx(1.0, abs=1e-6)  # its own ID: 1 / (1 + e^-30)
+    assert p[1] == pytest.approx(1 / (1 + math.exp(30)), rel=1e-4)  # the other ID
+    assert p[2] == pytest.approx(1 / (1 + math.exp(30 * (0.8 - 0.6))), rel=1e-3)
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.7, 1.2])
+def test_own_id_probability_is_the_margin_free_softmax(margin):
+    g = torch.Generator().manual_seed(0)
+    embedding, weight = torch.randn(400, 16, generator=g), torch.randn(5, 16, generator=g)
+    labels = torch.randint(0, 5, (400,), generator=g)
+    ce = anomaly_scores(embedding, weight, labels, "ce", margin=margin)
+    angle = anomaly_scores(embedding, weight, labels, "angle", margin=margin)
+    # The peer: torch's softmax of the scaled cosines, in float64.
+    cos = F.normalize(embedding.double(), dim=1) @ F.normalize(weight.double(), dim=1).T
+    expected = torch.softmax(30 * cos, dim=1).gather(1, labels[:, None])[:, 0].numpy()
+    p = own_id_probability(ce, angle, margin=margin)
+    np.testing.assert_allclose(p, expected, atol=1e-5)
+    assert 0.05 < (p > 0.5).mean() < 0.95  # both kinds of clips are in the test
+
+
+def test_id_recognition_counts_named_clips_and_drops_misnamed_normals():
+    # One type, one ID: 2 normal clips named (p ~ 1), 1 normal misnamed with the highest score,
+    # 2 anomalous clips in between (misnamed too: the margin alone adds some 16 to their ce).
+    theta = np.array([0.1, 0.1, 1.4, 0.6, 0.5])
+    ce = np.array([0.0, 0.0, 40.0, 20.0, 18.0])
+    scores = pd.DataFrame({"machine_type": "fan", "machine_id": "id_00",
+                           "label": [0, 0, 0, 1, 1], "score_ce": ce, "score_angle": theta})
+    named = own_id_probability(ce, theta) > 0.5
+    assert named.tolist() == [True, True, False, False, False]
+    table = id_recognition(scores)
+    assert table.loc["fan", "normal_named"] == pytest.approx(2 / 3)
+    assert table.loc["fan", "anomaly_named"] == 0.0
+    assert table.loc["fan", "auc"] == pytest.approx(4 / 6)  # the misnamed normal outranks both
+    assert table.loc["fan", "auc_named_normals"] == 1.0
+
+
+def test_own_id_probability_and_id_recognition_reject_bad_input():
+    with pytest.raises(ValueError, match="one length"):
+        own_id_probability([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="finite"):
+        own_id_probability([np.nan], [0.1])
+    with pytest.raises(ValueError, match="radians"):
+        own_id_probability([0.1], [7.0])
+    with pytest.raises(ValueError, match="score_angle"):
+        id_recognition(pd.DataFrame({"machine_type": ["fan"], "label": [0]}))
+
+
+def test_id_recognition_leaves_out_an_id_without_named_normals():
+    rows = []
+    for machine_id, normal_ce in (("id_00", 0.0), ("id_02", 40.0)):  # id_02: every normal misnamed
+        rows += [{"machine_type": "fan", "machine_id": machine_id, "label": label,
+                  "score_ce": ce, "score_angle": 0.1 if ce == 0 else 1.4}
+                 for label, ce in ((0, normal_ce), (0, normal_ce), (1, 30.0))]
+    table = id_recognition(pd.DataFrame(rows))
+    assert table.loc["fan", "normal_named"] == 0.5
+    assert table.loc["fan", "auc"] == pytest.approx((1.0 + 0.0) / 2)
+    assert table.loc["fan", "auc_named_normals"] == 1.0  # id_00 only
