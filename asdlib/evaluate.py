@@ -208,7 +208,9 @@ def id_recognition(scores: pd.DataFrame, margin: float = 0.7, scale: float = 30.
     kept = clips[(clips["label"] == 1) | clips["named"]]
     # An ID none of whose normal clips is named has no AUC without them: left out of the mean.
     has_normal = kept.groupby(["machine_type", "machine_id"])["label"].transform("min") == 0
-    kept_auc = metrics.per_id_table(kept[has_normal])["auc"].groupby(level=0).mean()
+    kept = kept[has_normal]
+    kept_auc = (metrics.per_id_table(kept)["auc"].groupby(level=0).mean() if len(kept)
+                else pd.Series(dtype=np.float64))
     table = pd.DataFrame({
         "normal_named": shares[0],
         "anomaly_named": shares[1],

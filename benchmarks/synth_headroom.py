@@ -24,6 +24,7 @@ in the book profile.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -195,7 +196,9 @@ def kind_table(per_id: pd.DataFrame) -> pd.DataFrame:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=None,
-                        help="dataset folder (default: data/generated/synth_<profile>_seed<seed>)")
+                        help="dataset folder (default: data/generated/synth_<profile>_seed<seed>); "
+                             "a complete synthetic dataset there, of any generator version, is "
+                             "measured as it is")
     parser.add_argument("--profile", default="book")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--types", nargs="+", default=None, choices=layout.MACHINE_TYPES)
@@ -206,8 +209,12 @@ def main(argv=None) -> int:
                 / f"synth_{args.profile}_seed{args.seed}_v{synth.GENERATOR_VERSION}")
 
     start = time.perf_counter()
-    info = synth.generate(root, profile=args.profile, seed=args.seed, types=args.types,
-                          workers=args.workers)
+    if args.root and (root / "synth_info.json").is_file():
+        # an existing complete dataset (of any generator version) is measured as it is
+        info = json.loads((root / "synth_info.json").read_text())
+    else:
+        info = synth.generate(root, profile=args.profile, seed=args.seed, types=args.types,
+                              workers=args.workers)
     print(f"dataset: {root} ({info['total_clips']} clips of {info['seconds']:g} s, profile "
           f"{info['profile']}, seed {info['seed']}, generator v{info['version']}; "
           f"ready in {time.perf_counter() - start:.1f} s)")

@@ -166,8 +166,11 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_same_command_resumes(tmp_path,
     command = [sys.executable, "-m", "asdlib", "train", "--data", str(data), "--profile", "smoke",
                "--out", str(run), "--epochs", "40", "--quiet"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    # A suite started in the background (`make test &`) inherits an ignored SIGINT, and Python
+    # then never raises KeyboardInterrupt: give the trainer the default disposition, as a terminal would.
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
     while not (run / checkpoints.HISTORY).exists() and time.monotonic() < deadline:
         time.sleep(0.2)

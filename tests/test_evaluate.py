@@ -240,3 +240,6 @@ def test_id_recognition_leaves_out_an_id_without_named_normals():
     assert table.loc["fan", "normal_named"] == 0.5
     assert table.loc["fan", "auc"] == pytest.approx((1.0 + 0.0) / 2)
     assert table.loc["fan", "auc_named_normals"] == 1.0  # id_00 only
+    # no ID with a named normal clip: NaN, not an error
+    misnamed = pd.DataFrame(rows).query("machine_id == 'id_02'")
+    assert np.isnan(id_recognition(misnamed).loc["fan", "auc_named_normals"])
