@@ -173,9 +173,8 @@ def own_id_probability(score_ce, score_angle, margin: float = 0.7, scale: float 
     cos = np.cos(theta)
     a = scale * losses.cos_with_margin(torch.from_numpy(cos), margin).numpy()
     b = scale * cos
-    rest = np.expm1(ce)  # R e^{-a}
-    with np.errstate(divide="ignore"):
-        log_rest = np.where(rest > 0, np.log(np.where(rest > 0, rest, 1.0)), -np.inf)
+    rest = np.expm1(ce)  # R e^{-a}; <= 0 where the float32 ce underflowed
+    log_rest = np.log(rest, out=np.full_like(rest, -np.inf), where=rest > 0)
     return special.expit(b - a - log_rest)
 
 

@@ -209,9 +209,9 @@ def main(argv=None) -> int:
                 / f"synth_{args.profile}_seed{args.seed}_v{synth.GENERATOR_VERSION}")
 
     start = time.perf_counter()
-    if args.root and (root / "synth_info.json").is_file():
+    if args.root and (root / synth.INFO_NAME).is_file():
         # an existing complete dataset (of any generator version) is measured as it is
-        info = json.loads((root / "synth_info.json").read_text())
+        info = json.loads((root / synth.INFO_NAME).read_text())
     else:
         info = synth.generate(root, profile=args.profile, seed=args.seed, types=args.types,
                               workers=args.workers)

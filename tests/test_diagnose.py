@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,9 @@ def test_diagnose_a_data_root(smoke_data, tmp_path, capsys, one_torch_thread):
     assert report["gap"] == pytest.approx(gap)
     (row,) = report["id_recognition"]
     assert row["machine_type"] == "valve"
-    assert 0 <= row["normal_named"] <= 1 and 0 <= row["auc_named_normals"] <= 1
+    assert 0 <= row["normal_named"] <= 1
+    # NaN when a one-epoch smoke network names no normal clip of any ID (tests/test_evaluate.py)
+    assert math.isnan(row["auc_named_normals"]) or 0 <= row["auc_named_normals"] <= 1
 
 
 def test_diagnose_rejects_a_missing_data_root(tmp_path, capsys):
