@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from asdlib import audio, dcase, features, store
+from asdlib import audio, dcase, features, runtime, store
 from asdlib.layout import SAMPLE_RATE
 
 #: Bumped whenever the files of a cache change meaning; part of the cache key.
@@ -144,8 +144,10 @@ def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RA
         The cache folder (complete). Building again with the same inputs returns at once.
 
     Raises:
-        asdlib.audio.ClipError: an unreadable clip (with ``on_error="raise"``); the partial
-            build is removed.
+        asdlib.audio.ClipError: an unreadable clip (with ``on_error="raise"``).
+        OSError: the cache cannot be written (a full disk: the message names the folder).
+
+    A build that fails for any reason removes what it wrote.
     """
     index = _as_index(index)
     if len(index) == 0:
@@ -157,8 +159,13 @@ def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RA
     def build(work: Path) -> None:
         for leftover in work.iterdir():  # a killed build's files: start again
             leftover.unlink()
-        report = _write_cache(work, index, labels, num_samples, sample_rate, channel, logmel,
-                              on_error, progress)
+        try:
+            report = _write_cache(work, index, labels, num_samples, sample_rate, channel,
+                                  logmel, on_error, progress)
+        except OSError as err:
+            if err.errno not in runtime.DISK_FULL:
+                raise
+            raise runtime.write_error(err, Path(cache_dir) / f"clips-{key}") from None
         meta = {"key": key, "format_version": FORMAT_VERSION, "num_clips": len(report.kept),
                 "num_samples": int(num_samples), "sample_rate": int(sample_rate),
                 "channel": channel, "logmel": logmel, "on_error": on_error,
@@ -166,7 +173,7 @@ def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RA
         (work / "meta.json").write_text(json.dumps(meta, indent=1))
         warnings_to_give.append(report)
 
-    final = store.folder(cache_dir, f"clips-{key}", build,
+    final = store.folder(cache_dir, f"clips-{key}", build, keep_partial=False,
                          description=f"the clip cache of {len(index)} clips")
     for report in warnings_to_give:
         audio.warn_counts(report.counts, report.files, num_samples, sample_rate, channel,

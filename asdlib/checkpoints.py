@@ -35,6 +35,7 @@ from asdlib.profiles import TrainConfig
 
 __all__ = [
     "BEST",
+    "DamagedCheckpoint",
     "CHECKPOINT_FORMAT",
     "HISTORY",
     "LAST",
@@ -60,6 +61,17 @@ HISTORY = "history.csv"
 CHECKPOINT_FORMAT = 1
 #: The checkpoint files by the name `load_model` and `asdlib.evaluate` take.
 WHICH = {"best": BEST, "last": LAST}
+#: What every `config.json` holds (`read_run_info` checks it).
+RUN_INFO_KEYS = ("config", "data_root", "dataset", "class_map")
+#: How to get a missing or damaged best.pt back (`asdlib.train.train` rebuilds it).
+REBUILD_BEST = ("run the same `python -m asdlib train` command again: it trains the epochs up "
+                "to the best one again and rewrites best.pt (every draw is seeded: the same "
+                "numbers on the same machine); or evaluate the latest epoch instead "
+                "(--checkpoint last)")
+
+
+class DamagedCheckpoint(ValueError):
+    """A checkpoint file that cannot be read (truncated, not a checkpoint)."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -82,6 +94,8 @@ def read_run_info(run_dir) -> dict:
 
     Raises:
         FileNotFoundError: the folder or its `config.json` is missing.
+        ValueError: `config.json` is damaged (not JSON, or without what a run folder's holds);
+            the message names the file.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -90,7 +104,22 @@ def read_run_info(run_dir) -> dict:
     if not info_path.is_file():
         raise FileNotFoundError(f"run folder {run_dir} has no {RUN_INFO}: it is not a training "
                                 "run folder (python -m asdlib train --out FOLDER writes one)")
-    return json.loads(info_path.read_text())
+    damaged = (f"{info_path} is damaged ({{}}); it is written when a run starts: restore it, "
+               "or delete the run folder and train again")
+    try:
+        info = json.loads(info_path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(damaged.format(f"not JSON: {err}")) from None
+    if not isinstance(info, dict):
+        raise ValueError(damaged.format(f"a JSON {type(info).__name__}, not an object"))
+    missing = [key for key in RUN_INFO_KEYS if key not in info]
+    if missing:
+        raise ValueError(damaged.format(f"it lacks {', '.join(missing)}"))
+    try:
+        TrainConfig.from_dict(info["config"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(damaged.format(f"its config: {err}")) from None
+    return info
 
 
 def write_run_info(run_dir, info: dict) -> None:
@@ -140,9 +169,10 @@ def load_checkpoint(path, config: TrainConfig | None = None, map_location="cpu")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise ValueError(f"checkpoint {path} is damaged and cannot be read (truncated or not a "
-                         f"checkpoint: {str(err).splitlines()[0]}); delete it, or train the run "
-                         "again") from None
+        way_out = (REBUILD_BEST if path.name == BEST and (path.parent / LAST).is_file()
+                   else "delete it, or train the run again")
+        raise DamagedCheckpoint(f"checkpoint {path} is damaged and cannot be read (truncated or "
+                                f"not a checkpoint: {str(err).splitlines()[0].split('. ')[0]}); {way_out}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f"{path}: checkpoint format {found!r}, this asdlib reads format "
@@ -172,8 +202,8 @@ def resume_point(run_dir, config: TrainConfig) -> dict | None:
         return load_checkpoint(best, config) if best.is_file() else None
     try:
         return load_checkpoint(last, config)
-    except ValueError as err:
-        if "damaged" not in str(err) or not best.is_file():
+    except DamagedCheckpoint:
+        if not best.is_file():
             raise
         checkpoint = load_checkpoint(best, config)
         warnings.warn(f"{last} is damaged; resuming from {best} (epoch {checkpoint['epoch']}): "
@@ -211,6 +241,9 @@ def checkpoint_path(run_dir, which: str = "best") -> Path:
         raise ValueError(f"which: must be 'best' or 'last', got {which!r}")
     path = Path(run_dir) / WHICH[which]
     if not path.is_file():
+        if which == "best" and (Path(run_dir) / LAST).is_file():
+            raise FileNotFoundError(f"run folder {run_dir} has no {BEST} (deleted?) but has "
+                                    f"{LAST}: {REBUILD_BEST}")
         raise FileNotFoundError(f"run folder {run_dir} has no checkpoint {path.name}: train it "
                                 "first (python -m asdlib train ...); training writes it after "
                                 "its first epoch")

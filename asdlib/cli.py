@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -64,29 +66,71 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_int(text: str) -> int:
+def int_in(low: int, high: int | None = None, why: str = ""):
+    """An option type: a whole number in ``[low, high]`` (``why`` explains the bound)."""
+    def check(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}{why}, got {text!r}")
+        return value
+
+    check.__name__ = "whole number"
+    return check
+
+
+non_negative_int = int_in(0)
+positive_int = int_in(1)
+#: Seeds: torch and numpy take any of these on every platform.
+seed_int = int_in(0, 2**32 - 1)
+#: Processes: more than a few per core only thrash.
+MAX_PROCESSES = 4 * (os.cpu_count() or 1)
+processes_int = int_in(1, MAX_PROCESSES, f" (4 per core of this machine's {os.cpu_count()})")
+workers_int = int_in(0, MAX_PROCESSES, f" (4 per core of this machine's {os.cpu_count()})")
+#: BatchNorm normalises over the clips of a batch: one clip cannot be normalised.
+batch_int = int_in(2, None, " (BatchNorm needs two clips)")
+
+
+def seconds_float(text: str) -> float:
+    """A clip length: positive, at most `asdlib.layout.MAX_SECONDS`."""
+    value = positive_float(text)
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+        layout.num_samples(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
     return value
 
 
-def positive_int(text: str) -> int:
-    value = non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be at least 1, got 0")
+def learning_rate(text: str) -> float:
+    """A learning rate of AdamW: in (0, 1] (the book uses 1e-3, the authors 1e-4)."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1 (the book trains with 1e-3, the "
+                                         f"authors with 1e-4), got {text!r}")
     return value
+
+
+def device_name(text: str) -> str:
+    """A torch device this machine has (`asdlib.runtime.device` checks it)."""
+    try:
+        runtime.device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("device: ")) from None
+    return text
 
 
 def existing_folder(what: str):
     """An option type: a folder that must exist (``what`` names it in the error)."""
     def check(text: str) -> Path:
-        if not Path(text).is_dir():
+        path = Path(text)
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{what} {text} is a file, not a folder")
+        if not path.is_dir():
             raise argparse.ArgumentTypeError(f"{what} {text} does not exist")
-        return Path(text)
+        return path
 
     check.__name__ = what
     return check
@@ -101,16 +145,16 @@ def _synth_options(add) -> None:
     add("--out", required=True, help="dataset folder to write")
     add("--profile", choices=sorted(profiles.PROFILES), default=None,
         help=f"clip counts and length (default: ${profiles.ENV_VAR} or book)")
-    add("--seed", type=non_negative_int, default=None,
+    add("--seed", type=seed_int, default=None,
         help="global seed (default: the profile's data seed, 0)")
-    add("--seconds", type=positive_float, default=None,
-        help="clip length in seconds (default: the profile's)")
+    add("--seconds", type=seconds_float, default=None,
+        help=f"clip length in seconds, at most {layout.MAX_SECONDS} (default: the profile's)")
     add("--types", nargs="+", choices=layout.MACHINE_TYPES, default=None, metavar="TYPE",
         help=f"machine types to write, from {list(layout.MACHINE_TYPES)}")
     add("--all-ids", action="store_true",
         help="write all 41 machine IDs (default: the profile's, dev IDs for book)")
     add("--overwrite", action="store_true", help="replace clips written into --out with other options")
-    add("--workers", type=positive_int, default=1, help="processes writing clips (default 1)")
+    add("--workers", type=processes_int, default=1, help="processes writing clips (default 1)")
     add("--quiet", action="store_true", help="no progress bar")
 
 
@@ -149,7 +193,8 @@ def _download(args) -> int:
 
 
 def _speed_options(add) -> None:
-    add("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    add("--device", type=device_name, default=None,
+        help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     add("--reuse-freed-memory", action="store_true",
         help="glibc malloc keeps freed memory for reuse (1.2-1.5x faster CPU training; the "
              "process keeps its peak memory); see asdlib.runtime.reuse_freed_memory")
@@ -165,20 +210,22 @@ def _train_options(add) -> None:
     add("--model", choices=models.MODELS, default="tastgram", help="network (default tastgram)")
     add("--mode", choices=losses.MODES, default="noisy_arcmix",
         help="training loss (default noisy_arcmix)")
-    add("--seed", type=non_negative_int, default=None, help="seed (default: the profile's first)")
+    add("--seed", type=seed_int, default=None, help="seed (default: the profile's first)")
     add("--epochs", type=positive_int, default=None, dest="num_epochs",
         help="number of epochs (default: the profile's)")
-    add("--batch-size", type=positive_int, default=None, help="clips per batch (default: the profile's)")
+    add("--batch-size", type=batch_int, default=None,
+        help="clips per batch, at least 2 (default: the profile's)")
     add("--patience", type=positive_int, default=None,
         help="stop once the validation loss has not improved for this many epochs "
              "(default: the profile's)")
-    add("--lr", type=positive_float, default=None, help="peak learning rate (default: the profile's)")
-    add("--seconds", type=positive_float, default=None,
+    add("--lr", type=learning_rate, default=None,
+        help="peak learning rate, in (0, 1] (default: the profile's)")
+    add("--seconds", type=seconds_float, default=None,
         help="clip length in seconds (default: the profile's; 10 for the real data)")
     add("--amp", choices=profiles.AMP_CHOICES, default="auto",
         help="mixed precision on CUDA (default auto: bf16, else fp16 with a scaler)")
     _speed_options(add)
-    add("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0)")
+    add("--workers", type=workers_int, default=0, help="DataLoader worker processes (default 0)")
     add("--compile", action="store_true",
         help="torch.compile the network (a minute or more to start; for long runs)")
     add("--evaluate", action="store_true", help="evaluate the best checkpoint afterwards")
@@ -219,9 +266,10 @@ def _evaluate_options(add) -> None:
     add("--checkpoint", choices=("best", "last"), default="best",
         help="which checkpoint (default best: lowest validation loss)")
     add("--out", default=None,
-        help="output folder (default: the run folder for ce on the run's own data, "
-             "<run>/eval_<score> for other scores, <run>/eval_<score>_<fingerprint> for other data)")
-    add("--batch-size", type=positive_int, default=64, help="clips per forward pass (default 64)")
+        help="output folder (default: the run folder for ce with the best checkpoint on the "
+             "run's own data, else <run>/eval_<score>[_last][_<fingerprint>]: _last for the "
+             "last checkpoint, the data's fingerprint for other data)")
+    add("--batch-size", type=int_in(1, 4096), default=64, help="clips per forward pass (default 64)")
     _speed_options(add)
     add("--quiet", action="store_true", help="no progress bars")
 
@@ -261,13 +309,20 @@ def _table_options(add) -> None:
         help="which table of the paper to print beside ours (default ablation)")
 
 
+def _checkpoint_note(run) -> str:
+    """" (last checkpoint, epoch 3)" for results of another checkpoint than the best."""
+    which = run.metrics.get("checkpoint", "best")
+    return "" if which == "best" else f" ({which} checkpoint, epoch {run.metrics.get('epoch')})"
+
+
 def _table(args) -> int:
     try:
         runs = [experiments.open_run(path) for path in args.runs]
     except (FileNotFoundError, ValueError) as err:
         raise ValueError(f"runs: {err}") from None
-    ours = tables.paper_table({f"{run.label} seed {run.config.seed} [ours, {i + 1}]": run
-                               for i, run in enumerate(runs)}, args.protocol)
+    ours = tables.paper_table({f"{run.label} seed {run.config.seed}{_checkpoint_note(run)} "
+                               f"[ours, {i + 1}]": run for i, run in enumerate(runs)},
+                              args.protocol)
     shown = [ours]
     if args.paper != "none":
         paper = tables.published(args.paper)
@@ -278,7 +333,9 @@ def _table(args) -> int:
     print(pd.concat(shown).round(2).to_string())
     print("\nwhich data each row is on:")
     for i, run in enumerate(runs):
-        print(f"  [ours, {i + 1}] {run.path}: profile={run.config.profile}, {run.dataset}")
+        print(f"  [ours, {i + 1}] {run.path}: profile={run.config.profile}, "
+              f"{run.metrics.get('checkpoint', 'best')} checkpoint (epoch "
+              f"{run.metrics.get('epoch')}), {run.dataset}")
     if args.paper != "none":
         print("  [paper] Choi & Choi, ICASSP 2024: real DCASE 2020 Task 2 development set, "
               "10 s clips, per-type figures as published")
@@ -286,11 +343,11 @@ def _table(args) -> int:
 
 
 def _bench_options(add) -> None:
-    add("--seconds", type=positive_float, nargs="+", default=[2.0, 10.0],
+    add("--seconds", type=seconds_float, nargs="+", default=[2.0, 10.0],
         help="clip lengths in seconds (default 2 10)")
-    add("--batch-sizes", type=positive_int, nargs="+", default=[1, 16, 64],
+    add("--batch-sizes", type=int_in(1, 4096), nargs="+", default=[1, 16, 64],
         help="batch sizes (default 1 16 64)")
-    add("--threads", type=positive_int, default=None, help="torch intra-op threads")
+    add("--threads", type=processes_int, default=None, help="torch intra-op threads")
     add("--plain", action="store_true",
         help="asdlib with PyTorch's defaults (NCHW, per-tensor AdamW) instead of the trainer's "
              "set-up; not the authors' code")
@@ -313,11 +370,11 @@ def _bench(args) -> int:
 def _runs_options(add) -> None:
     add("--profile", choices=sorted(profiles.PROFILES), default="book",
         help="whose runs (default book: the runs chapters 8-11 read)")
-    add("--jobs", type=positive_int, default=2,
+    add("--jobs", type=processes_int, default=2,
         help="training processes, one torch thread each (default 2)")
     add("--check", default=None, metavar="LABEL",
         help='instead: retrain one published run from scratch and compare, e.g. "TASTgram (NAMix)"')
-    add("--seed", type=non_negative_int, default=None, help="with --check: its seed (default: the first)")
+    add("--seed", type=seed_int, default=None, help="with --check: its seed (default: the first)")
     add("--quiet", action="store_true", help="no progress bars")
 
 
@@ -371,8 +428,15 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block only with --help."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description="Anomalous sound detection with Noisy-ArcMix: data, training, evaluation.")
     commands = parser.add_subparsers(dest="command", metavar="command", required=True)
     for name, (help_text, options, run) in COMMANDS.items():
@@ -395,6 +459,13 @@ def _option_names(parser: argparse.ArgumentParser) -> dict:
 
 def _message(err: BaseException, parser: argparse.ArgumentParser) -> str:
     """The error in one line, naming the command-line option where the library names a field."""
+    if isinstance(err, OSError) and err.errno in runtime.DISK_FULL:
+        if (err.strerror or "").startswith("no space left"):  # asdlib's message names it
+            return err.strerror
+        where = f" ({err.filename})" if err.filename else ""
+        return (f"no space left on the disk{where}: free some space or choose another folder "
+                f"(--out, ${runtime.HOME_VAR}), then run the same command again (what was "
+                "finished is kept)")
     if isinstance(err, OSError) and err.filename and err.strerror:  # from the system
         return f"cannot use {err.filename}: {err.strerror}"
     text = str(err)
@@ -405,10 +476,19 @@ def _message(err: BaseException, parser: argparse.ArgumentParser) -> str:
     return text
 
 
+def _one_line_warnings(command: str):
+    """Warnings of the command line: one line each, without the source line of asdlib."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:
+        return f"{command}: warning: {message}\n"
+
+    return format_warning
+
+
 def main(argv=None) -> int:
     """Run ``python -m asdlib ARGS``; returns the exit status."""
     args = build_parser().parse_args(argv)
     command = f"{PROG} {args.command}"
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _one_line_warnings(command)
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
@@ -418,3 +498,5 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as err:
         print(f"{command}: error: {_message(err, args._parser)}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning

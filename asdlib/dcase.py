@@ -474,12 +474,74 @@ def class_map(index: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def dataset_fingerprint(root) -> dict:
-    """What identifies a dataset, independent of where it lies.
+#: Bumped when `content_digest` hashes something else (part of its cache entries' names).
+DIGEST_VERSION = 1
 
-    Synthetic data (a ``synth_info.json`` in ``root``): the hash of that file's content, which
-    lists every option of the generator. Real data: the hash of the sorted list of
-    (relative path, size) of its wav files.
+
+def _listing(root: Path, paths) -> list:
+    """``[relative path, size, mtime_ns]`` of every clip, sorted: what the digest cache keys on."""
+    out = []
+    for path in paths:
+        stat = os.stat(path)
+        out.append([Path(os.path.relpath(path, root)).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return sorted(out)
+
+
+def content_digest(root, index: pd.DataFrame | None = None, progress: bool = False) -> str:
+    """The sha256 of every clip of a data root: its relative path, size and bytes, in path order.
+
+    Reading every byte of the real data (about 10 GB per subset) takes a minute, so the digest
+    is kept under ``<ASDLIB_HOME>/fingerprints/`` with the (path, size, modification time) of
+    every clip it read, and reused while none of them changed. A copy (another folder) or an
+    edited, added or removed clip is read again; only an edit that restores the modification
+    time and keeps the size on purpose would go unnoticed.
+
+    Args:
+        root: a DCASE-layout data root.
+        index: its `build_index` (computed if None).
+        progress: show a progress bar while reading the clips.
+
+    Returns:
+        64 hexadecimal digits.
+    """
+    root = Path(root).absolute()
+    index = build_index(root) if index is None else index
+    listing = _listing(root, index["path"])
+    name = hashlib.sha256(json.dumps([DIGEST_VERSION, str(root)]).encode()).hexdigest()[:16]
+    cache = runtime.home() / "fingerprints" / f"{name}.json"
+    try:
+        kept = json.loads(cache.read_text())
+        if kept.get("listing") == listing:
+            return kept["digest"]
+    except (OSError, ValueError, AttributeError):
+        pass  # no cache entry yet, or a damaged one: read the clips
+    total = hashlib.sha256()
+    for relative, size, _ in runtime.progress_bar(listing, show=progress, unit="clip",
+                                                  desc="fingerprinting the clips", leave=False):
+        total.update(f"{relative}\0{size}\0".encode())
+        total.update(hashlib.sha256((root / relative).read_bytes()).digest())
+    digest = total.hexdigest()
+    try:  # a cache that cannot be written only costs reading the clips again next time
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        runtime.write_text_atomic(json.dumps({"root": str(root), "digest": digest,
+                                              "listing": listing}), cache)
+    except OSError:
+        pass
+    return digest
+
+
+def dataset_fingerprint(root, progress: bool = False) -> dict:
+    """What identifies a dataset by its clips, independent of where it lies.
+
+    Every clip counts: its relative path, its size and its bytes (`content_digest`), so a
+    copied folder with one clip changed, added or removed is another dataset, whatever files
+    beside the clips say.
+
+    Synthetic data whose ``synth_info.json`` records the digest of exactly these clips (the
+    generator writes it) is named by the generator's options instead (`synthetic_fingerprint`):
+    that fingerprint is known before the data is generated, so published results can be found
+    without generating anything. A ``synth_info.json`` whose digest does not match the clips (a
+    copy edited after generation) is ignored: the data is then named by its clips, as real data.
 
     Returns:
         dict: ``kind`` ("synthetic" or "dcase"), ``hash`` (16 hex digits) and
@@ -492,23 +554,30 @@ def dataset_fingerprint(root) -> dict:
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist (expected a folder in the "
                                 "DCASE layout: <root>/<machine_type>/{train,test}/*.wav)")
+    index = build_index(root)
+    digest = content_digest(root, index, progress)
     info_path = root / "synth_info.json"
+    info = None
+    if info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text())
+        except ValueError:
+            info = None
+    if isinstance(info, dict) and info.get("content") == digest:
+        return synthetic_fingerprint(info)
+    description = f"DCASE-layout data at {root} ({len(index)} clips)"
     if info_path.exists():
-        return synthetic_fingerprint(json.loads(info_path.read_text()))
-    else:
-        index = build_index(root)
-        files = sorted((os.path.relpath(p, root), os.path.getsize(p)) for p in index["path"])
-        text = json.dumps(files)
-        description = f"DCASE-layout data at {root} ({len(files)} clips)"
-        kind = "dcase"
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return {"kind": kind, "hash": digest, "description": description}
+        description += (f"; its {info_path.name} does not describe these clips (changed after "
+                        "they were generated), so they are named by their content")
+    return {"kind": "dcase", "hash": digest[:16], "description": description}
 
 
 def synthetic_fingerprint(info: dict) -> dict:
     """The fingerprint of a synthetic dataset from its ``synth_info.json`` content (see
-    `dataset_fingerprint`; `asdlib.synth.expected_info` gives that content without the data)."""
-    text = json.dumps(info, sort_keys=True)
+    `dataset_fingerprint`; `asdlib.synth.expected_info` gives that content without the data).
+    The digest of the clips (``content``) is not part of it: it checks the clips, the options
+    name them."""
+    text = json.dumps({k: v for k, v in info.items() if k != "content"}, sort_keys=True)
     description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
                    f"{info.get('profile')}, seed {info.get('seed')}, "
                    f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "

@@ -479,12 +479,17 @@ def summarize(scored: ScoredRun, score: str = "ce") -> tuple:
 
 
 def default_out_dir(run_dir, score: str, scored: ScoredRun) -> Path:
-    """Where `evaluate` writes by default: the run folder for "ce" on the run's own data,
-    `<run>/eval_<score>` for the other scores, `<run>/eval_<score>_<fingerprint>` for other data."""
+    """Where `evaluate` writes by default: the run folder itself only for the run's own
+    results (the "ce" score of the best checkpoint on the run's own data); otherwise
+    `<run>/eval_<score>[_last][_<fingerprint>]`: `_last` for the last checkpoint, the
+    data's fingerprint for other data. So no other evaluation overwrites the run's results."""
     run_dir = Path(run_dir)
+    name = f"eval_{score}"
+    if scored.checkpoint["which"] != "best":
+        name += f"_{scored.checkpoint['which']}"
     if not scored.own_data:
-        return run_dir / f"eval_{score}_{scored.dataset['hash']}"
-    return run_dir if score == "ce" else run_dir / f"eval_{score}"
+        name += f"_{scored.dataset['hash']}"
+    return run_dir if name == "eval_ce" else run_dir / name
 
 
 def write_outputs(out_dir, scored: ScoredRun, test: pd.DataFrame, result: dict) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "run_hash",
     "run_label",
     "synthetic_dataset",
+    "verify_published",
 ]
 
 #: How the paper names the networks and the losses (its table rows read "TASTgram (NAMix)").
@@ -205,8 +206,10 @@ class Run:
 
 
 def open_run(path) -> Run:
-    """The `Run` of a finished, evaluated run folder."""
+    """The `Run` of a finished, evaluated run folder (a published one is verified first)."""
     path = Path(path)
+    if path.resolve().parent == PUBLISHED_DIR.resolve():
+        verify_published(path)
     info = checkpoints.read_run_info(path)
     if not (path / "metrics.json").is_file():
         raise FileNotFoundError(f"run folder {path} has no metrics.json: evaluate it first "
@@ -251,10 +254,38 @@ def published_manifest() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def verify_published(path) -> None:
+    """Check the files of a published run against the sha256 sums of `MANIFEST.json`.
+
+    Raises:
+        ValueError: a file was changed, truncated, added or removed since publishing, or the
+            run is not in the manifest (the message names the file and the way out).
+    """
+    path = Path(path)
+    way_out = ("reinstall asdlib (pip install --force-reinstall), or `git checkout "
+               "asdlib/published` in a clone, or train and publish again with "
+               f"{PUBLISH_COMMAND}")
+    manifest = published_manifest() or {"runs": []}
+    entry = next((e for e in manifest["runs"] if e["hash"] == path.name), None)
+    if entry is None:
+        raise ValueError(f"published run {path} is not in {PUBLISHED_DIR / 'MANIFEST.json'}: "
+                         f"{way_out}")
+    present = sorted(p.name for p in path.iterdir() if p.is_file())
+    if present != sorted(entry["files"]):
+        raise ValueError(f"published run {path} holds {present}, MANIFEST.json lists "
+                         f"{sorted(entry['files'])}: {way_out}")
+    for name, digest in entry["files"].items():
+        if _sha256(path / name) != digest:
+            raise ValueError(f"published file {path / name} does not match the sha256 of "
+                             f"MANIFEST.json (changed or damaged since it was published): "
+                             f"{way_out}")
+
+
 def _published_run(config: TrainConfig, dataset: dict) -> Run | None:
     path = PUBLISHED_DIR / run_hash(config, dataset)
     if not (path / "metrics.json").is_file():
         return None
+    verify_published(path)
     return Run(path, config, checkpoints.read_run_info(path))
 
 
@@ -409,6 +440,13 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
     return manifest
 
 
+def _published_summary() -> str:
+    manifest = published_manifest()
+    if manifest is None:
+        return "nothing"
+    return f"{len(manifest['runs'])} runs of the {manifest['profile']} profile"
+
+
 def check_published(label: str, seed: int, profile=None, home=None) -> dict:
     """Retrain one published run from scratch (a fresh ASDLIB_HOME) and compare its metrics.
 
@@ -421,10 +459,11 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
         raise ValueError(f"label and seed: no published run {label!r} seed {seed}; the runs are "
                          f"{sorted({run_label(c) for c in book_runs(chosen)})} with seeds "
                          f"{list(chosen.seeds)}")
-    published = load_or_train(config, progress=False)
-    if not published.published:
-        raise ValueError(f"{label} seed {seed} is not published for the current code and data; "
-                         f"run {PUBLISH_COMMAND} first")
+    published = _published_run(config, _dataset_of(config, None, False)[1])
+    if published is None:
+        raise ValueError(f"label: {label} seed {seed} of the {chosen.name} profile is not "
+                         f"published for the current code and data (published: "
+                         f"{_published_summary()}); run {PUBLISH_COMMAND} first")
     home = Path(home or tempfile.mkdtemp(prefix="asdlib-check-"))
     previous = os.environ.get(runtime.HOME_VAR)
     os.environ[runtime.HOME_VAR] = str(home)

@@ -29,7 +29,7 @@ def num_samples(seconds) -> int:
     baseline, the benchmark and the chapters all call it).
 
     Raises:
-        ValueError: ``seconds`` is not a positive finite number.
+        ValueError: ``seconds`` is not a positive finite number of at most `MAX_SECONDS`.
     """
     try:
         value = float(seconds)
@@ -37,7 +37,15 @@ def num_samples(seconds) -> int:
         raise ValueError(f"must be a positive number of seconds, got {seconds!r}") from None
     if isinstance(seconds, bool) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"must be a positive number of seconds, got {seconds!r}")
+    if value > MAX_SECONDS:
+        raise ValueError(f"must be at most {MAX_SECONDS} s (the DCASE clips are 10 s), got "
+                         f"{seconds!r}")
     return int(round(value * SAMPLE_RATE))
+
+
+#: The longest clip asdlib takes: six times the DCASE 2020 clips (a batch of 64 such clips
+#: is already 250 MB of float32 samples before any feature).
+MAX_SECONDS = 60
 
 
 #: Machine types in the authors' class-label order.

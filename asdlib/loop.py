@@ -23,6 +23,8 @@ is all data-parallel training is.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -32,6 +34,7 @@ from torch import nn
 from asdlib import losses, runtime
 
 __all__ = [
+    "Diverged",
     "average_gradients",
     "embed",
     "epoch_generator",
@@ -39,6 +42,10 @@ __all__ = [
     "train_step",
     "validate",
 ]
+
+
+class Diverged(ValueError):
+    """A training loss that is not finite: the run diverged (`train_one_epoch` stops there)."""
 
 
 def train_step(model, optimizer, wav, labels, *, mode: str, logmel_fn: nn.Module,
@@ -123,11 +130,14 @@ def train_one_epoch(model, optimizer, loader, *, mode: str, logmel_fn: nn.Module
     """One pass over `loader` with `train_step`; returns `(loss sum, clips)` of this process.
 
     A last batch of a single clip is skipped: BatchNorm cannot normalise one clip.
+
+    Raises:
+        Diverged: at the first step whose loss is not finite (NaN or infinite).
     """
     model.train()
     total_loss, count = 0.0, 0
     batches = runtime.progress_bar(loader, show=progress, desc=desc, unit="batch", leave=False)
-    for wav, labels, _ in batches:
+    for step, (wav, labels, _) in enumerate(batches, start=1):
         if len(labels) < 2:
             continue
         # [batch, samples], [batch]
@@ -138,6 +148,11 @@ def train_one_epoch(model, optimizer, loader, *, mode: str, logmel_fn: nn.Module
                           distributed=distributed)
         # One GPU -> CPU sync per step, for the log
         value = float(loss)
+        if not math.isfinite(value):
+            raise Diverged(f"training diverged: the loss of {desc}, step {step} is {value}"
+                           f" (learning rate {optimizer.param_groups[0]['lr']:g}); "
+                           "lower the learning rate (--lr). The finished epochs' checkpoints "
+                           "are kept")
         total_loss += value * len(labels)
         count += len(labels)
         batches.set_postfix(loss=f"{value:.3f}")

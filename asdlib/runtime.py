@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import io
 import os
 import platform
 import sys
@@ -53,17 +55,40 @@ def atomic_path(path):
             np.savez_compressed(tmp, embedding=embedding)
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                                   dir=path.parent)
+    except OSError as err:
+        raise write_error(err, path) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise write_error(err, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: The errors of a disk (or a quota) that is full.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_error(err: OSError, path) -> OSError:
+    """`err`, raised while writing `path`, as an error that names `path` (not a temporary
+    file) and, for a full disk, says so: "no space left on the disk of <folder> ...".
+    Other errors keep their message, with `path` as their file name."""
+    path = Path(path)
+    if err.errno in DISK_FULL:
+        return OSError(err.errno, f"no space left on the disk of {path.parent} while writing "
+                                  f"{path.name}: free some space or choose another folder, then "
+                                  "run the same command again (what was finished is kept)",
+                       str(path))
+    return OSError(err.errno, err.strerror or str(err), str(path))
 
 
 def write_text_atomic(text: str, path) -> None:
@@ -73,9 +98,16 @@ def write_text_atomic(text: str, path) -> None:
 
 
 def save_atomic(obj, path) -> None:
-    """`torch.save` to `path` atomically (see `atomic_path`)."""
+    """`torch.save` to `path` atomically (see `atomic_path`).
+
+    The object is serialised in memory first and then written with plain file I/O, so a write
+    that fails (a full disk) raises an `OSError` naming `path` instead of torch's
+    "enforce fail at inline_container.cc".
+    """
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def progress_bar(iterable=None, *, show: bool = True, **kwargs):
@@ -91,11 +123,49 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
     return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
 
 
-def device(name: str | None = None) -> torch.device:
-    """The torch device to train on: ``name`` if given, else CUDA when available, else the CPU."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def device(name=None) -> torch.device:
+    """The torch device to train on: ``name`` if given, else CUDA when available, else the CPU.
+
+    Raises:
+        ValueError: ``name`` is not a device name, or names a device this machine does not
+            have (a CUDA GPU on a machine without one, a GPU index past the last one); the
+            message starts with ``device:`` and says what is available.
+    """
+    if name is None or name == "":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(name, torch.device):
+        chosen = name
+    else:
+        try:
+            chosen = torch.device(str(name))
+        except (RuntimeError, ValueError):
+            raise ValueError(f"device: {name!r} is not a device name; expected cpu, cuda, "
+                             f"cuda:<index> or mps ({available_devices()})") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device: {name} asked for a CUDA GPU, but this machine has none "
+                             f"({available_devices()}); use --device cpu")
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(f"device: {name} asked for GPU {chosen.index}, but this machine "
+                             f"has {count} ({available_devices()})")
+    elif chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device: {name} asked for Apple's MPS, which this machine lacks "
+                         f"({available_devices()})")
+    elif chosen.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device: asdlib trains on cpu, cuda or mps, got {name!r} "
+                         f"({available_devices()})")
+    return chosen
+
+
+def available_devices() -> str:
+    """The devices of this machine in words: "available: cpu, cuda:0, cuda:1"."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return "available: " + ", ".join(names)
 
 
 def autocast_dtype(amp: str, device: torch.device):

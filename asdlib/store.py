@@ -24,16 +24,18 @@ all go through `folder`:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
 import filelock
 
-__all__ = ["MARKER", "folder", "is_complete", "key", "lock"]
+__all__ = ["MARKER", "folder", "hold", "is_complete", "key", "lock"]
 
 #: The file written last into a complete folder.
 MARKER = ".complete"
@@ -60,12 +62,60 @@ def lock(path) -> filelock.FileLock:
     """The inter-process lock of a folder: the file ``.<name>.lock`` beside it.
 
     Use it as a context manager; a second process blocks until the first one releases it.
+    `hold` is the same with a message while waiting.
+
+    Raises:
+        OSError: the lock file cannot be created (a folder that cannot be written, such as
+            /proc): refused at once instead of waiting for ever.
     """
     path = Path(path)
-    return filelock.FileLock(str(path.parent / f".{path.name}.lock"))
+    lock_file = path.parent / f".{path.name}.lock"
+    try:
+        os.close(os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644))
+    except OSError as err:
+        raise OSError(err.errno, f"{err.strerror} (the lock file of {path.name}); choose a "
+                                 f"folder you can write to", str(lock_file)) from None
+    return filelock.FileLock(str(lock_file))
 
 
-def folder(parent, name: str, build, *, description: str | None = None) -> Path:
+def _owner_file(path: Path) -> Path:
+    return path.parent / f".{path.name}.owner"
+
+
+@contextlib.contextmanager
+def hold(path, description: str | None = None):
+    """Hold the lock of the folder ``path`` (`lock`) while the block runs.
+
+    A process that finds the lock taken says so on stderr, naming what is built and by whom
+    (the holder's process ID, host and command line, written beside the lock), then waits.
+    """
+    path = Path(path)
+    guard = lock(path)
+    try:
+        guard.acquire(timeout=0)
+    except filelock.Timeout:
+        try:
+            owner = _owner_file(path).read_text().strip()
+        except OSError:
+            owner = "another process"
+        print(f"waiting for {owner}, which is building {description or path} ...",
+              file=sys.stderr, flush=True)
+        guard.acquire()
+    try:
+        command = " ".join(sys.argv) or "python"
+        try:
+            _owner_file(path).write_text(f"process {os.getpid()} on {socket.gethostname()} "
+                                         f"({command[:120]})\n")
+        except OSError:
+            pass  # the message of a waiting process is only less precise
+        yield
+    finally:
+        _owner_file(path).unlink(missing_ok=True)
+        guard.release()
+
+
+def folder(parent, name: str, build, *, description: str | None = None,
+           keep_partial: bool = True) -> Path:
     """The complete folder ``<parent>/<name>``, built by ``build(work)`` if it is not there yet.
 
     Args:
@@ -74,27 +124,23 @@ def folder(parent, name: str, build, *, description: str | None = None) -> Path:
         build: ``build(work)`` fills the folder ``work`` (which exists, and may hold what an
             interrupted earlier build left there). When it returns, the folder is complete.
         description: what is built, for the message printed while waiting for another process.
+        keep_partial: keep the work of a build that raised, for the next attempt to resume
+            (training runs, generated data); False removes it (a build that starts over anyway,
+            such as the clip cache, would only leave gigabytes behind).
 
     Returns:
         The complete folder ``<parent>/<name>``.
 
     Raises:
         Whatever ``build`` raises; its work stays in ``<parent>/.<name>.partial`` for the next
-        attempt.
+        attempt (unless ``keep_partial`` is False).
     """
     parent = Path(parent)
     final = parent / name
     if is_complete(final):
         return final
     parent.mkdir(parents=True, exist_ok=True)
-    guard = lock(final)
-    try:
-        guard.acquire(timeout=0)
-    except filelock.Timeout:
-        print(f"waiting for another process that is building {description or final} ...",
-              file=sys.stderr, flush=True)
-        guard.acquire()
-    try:
+    with hold(final, description):
         if is_complete(final):  # the other process finished it while we waited
             return final
         work = parent / f".{name}.partial"
@@ -105,9 +151,12 @@ def folder(parent, name: str, build, *, description: str | None = None) -> Path:
         elif final.exists():
             shutil.rmtree(final)
         work.mkdir(exist_ok=True)
-        build(work)
+        try:
+            build(work)
+        except BaseException:
+            if not keep_partial:
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         (work / MARKER).write_text("complete\n")
         os.rename(work, final)
         return final
-    finally:
-        guard.release()

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asdlib import audio, layout, profiles, runtime
+from asdlib import audio, dcase, layout, profiles, runtime
 
 __all__ = [
     "ANOMALY_KINDS",
@@ -954,8 +954,10 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
                 bar.update(future.result())
     bar.close()
 
-    # 3. the info file last: its presence means the folder is complete
+    # 3. the info file last: its presence means the folder is complete; it records the digest
+    # of the clips, so that a copy edited afterwards is not taken for this dataset
     info = _info(options, jobs)
+    info["content"] = dcase.content_digest(out)
     _write_json(info_path, info)
     partial_path.unlink(missing_ok=True)
     return info

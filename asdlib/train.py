@@ -45,7 +45,10 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,11 +249,67 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         if rank != 0:
             return _train(config, data_root, out_dir, **options)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        with store.lock(out_dir):  # a second train() of this folder waits, then finds it done
-            return _train(config, data_root, out_dir, **options)
+        # a second train() of this folder waits, then finds it done
+        with store.hold(out_dir, f"the run {config.summary()}"):
+            try:
+                history = _train(config, data_root, out_dir, **options)
+            except loop.Diverged as err:
+                raise loop.Diverged(f"{err}; to train with other settings, delete {out_dir} "
+                                    "or choose another run folder (--out)") from None
+            _restore_best(config, data_root, out_dir, options)
+            return history
     finally:
         if started_group:
             dist.destroy_process_group()
+
+
+class _ReachedEpoch(Exception):
+    """Stops `_train` after the epoch `_restore_best` needs."""
+
+
+def _restore_best(config, data_root, out_dir: Path, options: dict) -> None:
+    """Rewrite a missing or damaged `best.pt` of a run whose `last.pt` is sound.
+
+    Every random draw of training is seeded by (seed, epoch, process), so training the epochs
+    up to the best one again (in `<out_dir>/.rebuild-best`, resumable) gives that checkpoint
+    again; on the CPU model that trained the run, bit for bit. A rebuilt checkpoint whose
+    validation loss differs from the history's is kept with a warning that says by how much.
+    """
+    best, last = out_dir / checkpoints.BEST, out_dir / checkpoints.LAST
+    if not last.is_file() or options["world_size"] > 1:  # (under torchrun: train it alone)
+        return
+    try:
+        checkpoints.load_checkpoint(best, config)
+        return
+    except (FileNotFoundError, checkpoints.DamagedCheckpoint):
+        pass
+    final = checkpoints.load_checkpoint(last, config)
+    history = final["history"]
+    best_epoch = int(np.argmin([r["val_loss"] for r in history])) + 1
+    if best_epoch == final["epoch"]:
+        runtime.save_atomic(final, best)
+        return
+    print(f"{best} is missing or damaged: training epochs 1-{best_epoch} again to rebuild it",
+          file=sys.stderr, flush=True)
+    work = out_dir / ".rebuild-best"
+
+    def stop(record):
+        if record["epoch"] >= best_epoch:
+            raise _ReachedEpoch
+
+    try:
+        _train(config, data_root, work, **dict(options, on_epoch_end=stop))
+    except _ReachedEpoch:
+        pass
+    rebuilt = checkpoints.load_checkpoint(work / checkpoints.BEST, config)
+    want = history[best_epoch - 1]["val_loss"]
+    if rebuilt["epoch"] != best_epoch or rebuilt["val_loss"] != want:
+        warnings.warn(f"the rebuilt {best} (epoch {rebuilt['epoch']}, validation loss "
+                      f"{rebuilt['val_loss']!r}) differs from the run's history (epoch "
+                      f"{best_epoch}, {want!r}): trained on another CPU model or torch?",
+                      stacklevel=3)
+    os.replace(work / checkpoints.BEST, best)
+    shutil.rmtree(work)
 
 
 def _train(config, data_root, out_dir, *, device, progress, num_workers, channels_last,

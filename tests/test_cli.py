@@ -103,8 +103,9 @@ def test_train_refuses_a_run_folder_of_another_config(tmp_path, capsys, smoke_da
     status, _, err = run_main(capsys, "train", "--data", data, "--profile", "smoke", "--out", run,
                               "--lr", "0.5", "--quiet")
     assert status != 0 and "lr: 0.001 vs 0.5" in err
-    # A run folder whose checkpoint is gone
+    # A run folder whose checkpoints are gone
     (run / "best.pt").unlink()
+    (run / "last.pt").unlink()
     status, _, err = run_main(capsys, "evaluate", "--run", run, "--quiet")
     assert status != 0 and "no checkpoint best.pt" in err
 

@@ -96,7 +96,7 @@ def test_two_processes_on_the_same_key_both_succeed_and_it_is_built_once(tmp_pat
     assert [out.strip() for out, _ in results] == ["made once", "made once"]
     assert log.read_text().splitlines() == ["built"]
     # the one that waited said so
-    assert sum("waiting for another process" in err for _, err in results) == 1
+    assert sum("waiting for process " in err for _, err in results) == 1
 
 
 def test_two_train_commands_on_a_fresh_home_both_succeed(tmp_path, smoke_data):
