@@ -32,6 +32,7 @@ from asdlib import (
     bench,
     checkpoints,
     classroom,
+    curve,
     dcase,
     evaluate,
     experiments,
@@ -395,6 +396,28 @@ def _runs(args) -> int:
     return 0
 
 
+def _curve_options(add) -> None:
+    add("--points", nargs="+", default=None, metavar="POINT",
+        help=f"points to train and publish (default: every missing one of "
+             f"{[p.name for p in curve.CURVE]})")
+    add("--jobs", type=processes_int, default=2,
+        help="training processes, one torch thread each (default 2)")
+    add("--table", action="store_true", help="instead: print the published curve")
+    add("--quiet", action="store_true", help="no progress bars")
+
+
+def _curve(args) -> int:
+    if not args.table:
+        done = curve.publish_curve(args.points, jobs=args.jobs, progress=not args.quiet)
+        print(f"published {len(done)} point(s) into {curve.EVIDENCE_DIR}: {done}")
+    table = curve.curve_table()
+    pd.set_option("display.width", 200)
+    print("average AUC over the development IDs in % (± bootstrap SE); gap: network minus "
+          "autoencoder, ± SE of the paired difference")
+    print(table.round(2).to_string() if not table.empty else "no point published yet")
+    return 0
+
+
 def _student_options(add) -> None:
     add("--book", default="book", type=existing_folder("book folder"),
         help="folder of the chapters, the repository's book/ (default: book)")
@@ -423,6 +446,8 @@ COMMANDS = {
               _bench_options, _bench),
     "runs": ("train the book's runs of chapters 8-11 and publish their results (make runs)",
              _runs_options, _runs),
+    "curve": ("train and publish the learning curve of the two reference models (make curve)",
+              _curve_options, _curve),
     "student": ("write the student edition: the chapters without their solutions",
                 _student_options, _student),
 }

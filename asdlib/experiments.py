@@ -60,14 +60,18 @@ __all__ = [
     "Run",
     "book_runs",
     "check_published",
+    "export_run",
     "load_or_train",
     "open_run",
     "publish_runs",
     "published_manifest",
     "run_hash",
     "run_label",
+    "sha256",
     "synthetic_dataset",
+    "verify_files",
     "verify_published",
+    "write_csv_gz",
 ]
 
 #: How the paper names the networks and the losses (its table rows read "TASTgram (NAMix)").
@@ -254,6 +258,29 @@ def published_manifest() -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def verify_files(folder, files: dict, manifest_path) -> None:
+    """Check a published folder against the sha256 sums its manifest lists (`files`: path
+    relative to `folder` -> sha256).
+
+    Raises:
+        ValueError: a file was changed, truncated, added or removed since publishing (the
+            message names the file, the manifest and the way out).
+    """
+    folder = Path(folder)
+    way_out = ("reinstall asdlib (pip install --force-reinstall), or `git checkout "
+               f"{Path('asdlib') / folder.parent.name}` in a clone, or train and publish again "
+               f"(the manifest names the command)")
+    present = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    if present != sorted(files):
+        raise ValueError(f"published folder {folder} holds {present}, {manifest_path} lists "
+                         f"{sorted(files)}: {way_out}")
+    for name, digest in files.items():
+        if sha256(folder / name) != digest:
+            raise ValueError(f"published file {folder / name} does not match the sha256 of "
+                             f"{manifest_path} (changed or damaged since it was published): "
+                             f"{way_out}")
+
+
 def verify_published(path) -> None:
     """Check the files of a published run against the sha256 sums of `MANIFEST.json`.
 
@@ -262,23 +289,12 @@ def verify_published(path) -> None:
             run is not in the manifest (the message names the file and the way out).
     """
     path = Path(path)
-    way_out = ("reinstall asdlib (pip install --force-reinstall), or `git checkout "
-               "asdlib/published` in a clone, or train and publish again with "
-               f"{PUBLISH_COMMAND}")
     manifest = published_manifest() or {"runs": []}
     entry = next((e for e in manifest["runs"] if e["hash"] == path.name), None)
     if entry is None:
         raise ValueError(f"published run {path} is not in {PUBLISHED_DIR / 'MANIFEST.json'}: "
-                         f"{way_out}")
-    present = sorted(p.name for p in path.iterdir() if p.is_file())
-    if present != sorted(entry["files"]):
-        raise ValueError(f"published run {path} holds {present}, MANIFEST.json lists "
-                         f"{sorted(entry['files'])}: {way_out}")
-    for name, digest in entry["files"].items():
-        if _sha256(path / name) != digest:
-            raise ValueError(f"published file {path / name} does not match the sha256 of "
-                             f"MANIFEST.json (changed or damaged since it was published): "
-                             f"{way_out}")
+                         f"train and publish again with {PUBLISH_COMMAND}")
+    verify_files(path, entry["files"], PUBLISHED_DIR / "MANIFEST.json")
 
 
 def _published_run(config: TrainConfig, dataset: dict) -> Run | None:
@@ -340,11 +356,26 @@ def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True,
 # ----------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex (what the manifests of published results list)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _export(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
+def write_csv_gz(frame: pd.DataFrame, path) -> None:
+    """A DataFrame as a gzipped CSV, atomically, with no file name and mtime 0 in the gzip
+    header: the same frame always gives the same bytes."""
+    with runtime.atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+            f.write(frame.to_csv(index=False).encode())
+
+
+def machine_line(jobs: int) -> str:
+    """The machine that trained something, in one line (the manifests name it)."""
+    return (f"{runtime.cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, {jobs} jobs "
+            f"x 1 torch thread, torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def export_run(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
     """Copy the small results of a trained run into `dest` (paths relative to the data root)."""
     dest.mkdir(parents=True, exist_ok=True)
     info = dict(run.info, data_root=None)
@@ -354,10 +385,7 @@ def _export(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
     runtime.write_text_atomic(json.dumps(result, indent=1) + "\n", dest / "metrics.json")
     prefix = str(data_root) + os.sep
     scores = run.scores.assign(path=run.scores["path"].str.replace(prefix, "", regex=False))
-    with runtime.atomic_path(dest / "scores.csv.gz") as tmp:
-        # no file name and mtime 0 in the gzip header: the same bytes for the same scores
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-            f.write(scores.to_csv(index=False).encode())
+    write_csv_gz(scores, dest / "scores.csv.gz")
     if embeddings:
         with np.load(run.path / "embeddings.npz") as data:
             arrays = {key: data[key] for key in data.files}
@@ -365,7 +393,7 @@ def _export(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
         arrays["path"] = np.array([p.replace(prefix, "") for p in arrays["path"]])
         with runtime.atomic_path(dest / "embeddings.npz") as tmp:
             np.savez_compressed(tmp, **arrays)
-    return {name.name: _sha256(name) for name in sorted(dest.iterdir())}
+    return {name.name: sha256(name) for name in sorted(dest.iterdir())}
 
 
 def _train_one(job) -> str:
@@ -421,7 +449,7 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
     for config, path in zip(configs, paths):
         run = open_run(path)
         name = run_hash(config, dataset)
-        files = _export(run, root, work / name, _keeps_embeddings(config))
+        files = export_run(run, root, work / name, _keeps_embeddings(config))
         entries.append({"hash": name, "label": run.label, "model": config.model,
                         "mode": config.mode, "seed": config.seed, "files": files,
                         "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
@@ -429,8 +457,7 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
                         "average_pauc": run.metrics["average"]["pauc"]})
     manifest = {"profile": chosen.name, "dataset": dataset, "generator_version": synth.GENERATOR_VERSION,
                 "command": PUBLISH_COMMAND, "jobs": jobs, "torch_threads_per_job": 1,
-                "machine": f"{runtime.cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, torch "
-                           f"{torch.__version__}, Python {platform.python_version()}",
+                "machine": machine_line(jobs),
                 "wall_seconds_this_call": time.perf_counter() - started,
                 "runs": entries}
     runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", work / "MANIFEST.json")

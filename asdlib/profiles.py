@@ -103,6 +103,8 @@ class Profile(Recipe):
     test_normal_per_id: int  # synthetic normal test clips per machine ID
     test_anomaly_per_id: int  # synthetic anomalous test clips per machine ID
     data_seed: int = 0  # the seed of the synthetic data (the same for every run)
+    # how strongly the synthetic machines of a type differ (asdlib.synth.INDIVIDUALITY_LEVELS)
+    individuality: str = "kept"
     # --- seeds of the runs (see the seed rule in the module docstring) ---
     seeds: tuple = (2023,)
     # --- the other models of the book ---

@@ -213,6 +213,15 @@ def id_parameters(machine_type: str, machine_id: str) -> dict:
 #: octave of the transfer path; ``width``: noise bands' width factor exp(U(-w, w)).
 INDIVIDUALITY = {"mode_db": 0.72, "mount_db": 0.72, "harmonic_db": 0.36, "tilt_db": 0.18,
                  "width": 0.036}
+#: The named strengths of individuality a dataset can be generated with (`generate`'s
+#: ``individuality``): ``"kept"``, the calibrated scales above (the book's data); ``"strong"``,
+#: the starting scales of version 3 (attempt 1 of the calibration record, 1 / 0.12 times the
+#: kept ones), whose machines a linear probe on the clip-mean spectrum tells apart almost
+#: always. The learning curve (`asdlib.curve`) compares the two.
+INDIVIDUALITY_LEVELS = {
+    "kept": INDIVIDUALITY,
+    "strong": {"mode_db": 6.0, "mount_db": 6.0, "harmonic_db": 3.0, "tilt_db": 1.5, "width": 0.3},
+}
 #: Housing resonances per machine, spread log-uniformly over this band (Hz).
 NUM_MODES = 6
 MODE_BAND_HZ = (250.0, 6000.0)
@@ -221,13 +230,20 @@ MODE_BAND_HZ = (250.0, 6000.0)
 MODE_DRIFT = 0.01
 
 
-@functools.lru_cache(maxsize=256)
-def individual(machine_type: str, machine_id: str) -> dict:
+def _check_level(level: str) -> str:
+    if level not in INDIVIDUALITY_LEVELS:
+        raise ValueError(f"individuality must be one of {list(INDIVIDUALITY_LEVELS)}, got {level!r}")
+    return level
+
+
+@functools.lru_cache(maxsize=512)
+def individual(machine_type: str, machine_id: str, level: str = "kept") -> dict:
     """What makes one machine ID an individual machine: its structure and its harmonic profile.
 
     Drawn once per (type, ID) from a generator seeded by the two names only (not by the data
     seed): the same machine in every dataset, as a factory's machines stay the same from one
-    recording session to the next.
+    recording session to the next. ``level`` names the scales (`INDIVIDUALITY_LEVELS`): the
+    same draws, scaled more or less.
 
     Returns:
         ``modes`` (``[NUM_MODES, 3]``: frequency Hz, Q, gain dB of the housing resonances),
@@ -236,7 +252,7 @@ def individual(machine_type: str, machine_id: str) -> dict:
         of the machine's tonal series) and ``width`` (factor on its noise bands' widths).
     """
     _check_id(_check_type(machine_type), machine_id)
-    scale = INDIVIDUALITY
+    scale = INDIVIDUALITY_LEVELS[_check_level(level)]
     rng = np.random.default_rng(np.random.SeedSequence(
         [_stable_hash("individual machine"), _stable_hash(machine_type), _stable_hash(machine_id)]))
     low, high = np.log(MODE_BAND_HZ[0]), np.log(MODE_BAND_HZ[1])
@@ -265,13 +281,15 @@ def _resonance_db(freqs: np.ndarray, centre: float, q: float, gain_db: float) ->
     return gain_db / (1 + (q * (ratio - 1 / ratio)) ** 2)
 
 
-def transfer_db(machine_type: str, machine_id: str, freqs, rng=None) -> np.ndarray:
+def transfer_db(machine_type: str, machine_id: str, freqs, rng=None,
+                level: str = "kept") -> np.ndarray:
     """The gain (dB) of a machine's structure and transfer path at ``freqs`` (Hz).
 
     The housing resonances, the mounting resonance and the tilt of the path to the microphone.
     With ``rng``, one clip's drift of the resonances (`MODE_DRIFT`) is drawn from it.
+    ``level``: the individuality's scales (`INDIVIDUALITY_LEVELS`).
     """
-    ind = individual(machine_type, machine_id)
+    ind = individual(machine_type, machine_id, level)
     freqs = np.asarray(freqs, dtype=np.float64)
     gain = ind["tilt_db"] * np.log2(np.maximum(freqs, 20.0) / 1000.0)
     gain += _resonance_db(freqs, *ind["mount"])
@@ -283,12 +301,12 @@ def transfer_db(machine_type: str, machine_id: str, freqs, rng=None) -> np.ndarr
     return gain
 
 
-def _machine(rng, machine_type: str, machine_id: str, n: int, anomaly) -> np.ndarray:
+def _machine(rng, machine_type: str, machine_id: str, n: int, anomaly, level: str) -> np.ndarray:
     """The sound of one machine at its housing: the type's generator through its structure."""
     params = {**id_parameters(machine_type, machine_id),
-              "individual": individual(machine_type, machine_id)}
+              "individual": individual(machine_type, machine_id, level)}
     x = _GENERATORS[machine_type](rng, n, params, anomaly)
-    gain = transfer_db(machine_type, machine_id, np.fft.rfftfreq(n, 1.0 / SR), rng)
+    gain = transfer_db(machine_type, machine_id, np.fft.rfftfreq(n, 1.0 / SR), rng, level)
     return np.fft.irfft(np.fft.rfft(x) * _db(gain), n)
 
 
@@ -654,14 +672,14 @@ def factory_background(rng: np.random.Generator, num_samples: int) -> np.ndarray
     return x / np.sqrt(np.mean(x**2))
 
 
-@functools.lru_cache(maxsize=256)
-def _reference_rms(machine_type: str, machine_id: str, num_samples: int) -> float:
+@functools.lru_cache(maxsize=512)
+def _reference_rms(machine_type: str, machine_id: str, num_samples: int, level: str) -> float:
     """RMS of one fixed normal clip of the machine alone: the level the SNR refers to.
 
     A per-ID reference (not each clip's own RMS) keeps the level changes of anomalies.
     """
     rng = clip_rng(0, machine_type, machine_id, "reference", "normal", 0)
-    x = _machine(rng, machine_type, machine_id, num_samples, None)
+    x = _machine(rng, machine_type, machine_id, num_samples, None, level)
     return max(float(np.sqrt(np.mean(x**2))), 1e-12)
 
 
@@ -678,7 +696,8 @@ def _num_samples(seconds) -> int:
 
 def make_clip(machine_type: str, machine_id: str, label: str = "normal", number: int = 0,
               split: str = "test", seed: int = 0, seconds: float = 2.0,
-              anomaly: str | None = None, background: bool = True) -> np.ndarray:
+              anomaly: str | None = None, background: bool = True,
+              individuality: str = "kept") -> np.ndarray:
     """Generate one clip in memory, exactly as :func:`generate` writes it (before PCM16).
 
     Args:
@@ -693,6 +712,7 @@ def make_clip(machine_type: str, machine_id: str, label: str = "normal", number:
             instead of ``anomaly_kind(machine_type, number)``.
         background: mix in the factory background (``False``: the machine alone, at the same
             level, for looking at the physics).
+        individuality: how strongly machines differ (`INDIVIDUALITY_LEVELS`).
 
     Returns:
         The clip, float32, peak below ``PEAK_LIMIT``.
@@ -717,7 +737,9 @@ def make_clip(machine_type: str, machine_id: str, label: str = "normal", number:
                              f"{machine_type}, got {anomaly!r}")
     n = _num_samples(seconds)
     rng = clip_rng(_check_seed(seed), machine_type, machine_id, split, label, number)
-    x = _machine(rng, machine_type, machine_id, n, anomaly) / _reference_rms(machine_type, machine_id, n)
+    level = _check_level(individuality)
+    x = (_machine(rng, machine_type, machine_id, n, anomaly, level)
+         / _reference_rms(machine_type, machine_id, n, level))
     # the background level changes from clip to clip around the ID's SNR
     noise = _db(-params["snr_db"] + rng.uniform(-BACKGROUND_DB_JITTER, BACKGROUND_DB_JITTER))
     if background:
@@ -774,18 +796,19 @@ def _jobs(options: dict) -> list:
     return jobs
 
 
-def _write_one(job, out: str, seed: int, seconds: float, skip_existing: bool) -> None:
+def _write_one(job, out: str, seed: int, seconds: float, skip_existing: bool, level: str) -> None:
     machine_type, machine_id, split, label, number, relative = job
     path = Path(out) / relative
     if skip_existing and path.exists():  # write_clip is atomic: an existing file is complete
         return
-    wav = make_clip(machine_type, machine_id, label, number, split, seed, seconds)
+    wav = make_clip(machine_type, machine_id, label, number, split, seed, seconds,
+                    individuality=level)
     audio.write_clip(path, wav, SR)
 
 
-def _write_chunk(chunk, out, seed, seconds, skip_existing) -> int:
+def _write_chunk(chunk, out, seed, seconds, skip_existing, level) -> int:
     for job in chunk:
-        _write_one(job, out, seed, seconds, skip_existing)
+        _write_one(job, out, seed, seconds, skip_existing, level)
     return len(chunk)
 
 
@@ -840,7 +863,7 @@ def _options(profile, seed, seconds, types, ids) -> dict:
         "seconds": float(seconds),
         "sample_rate": SR,
         "ids": ids,
-        "individuality": dict(INDIVIDUALITY),
+        "individuality": dict(INDIVIDUALITY_LEVELS[_check_level(chosen.individuality)]),
         "types": _check_types(types),
         "counts": {
             "train_normal_per_id": chosen.train_per_id,
@@ -911,6 +934,7 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
     options = _options(profile, seed, seconds, types, ids)
     chosen = profiles.get_profile(profile)
     seed, seconds = options["seed"], options["seconds"]
+    level = chosen.individuality
     out = Path(out)
     info_path, partial_path = out / INFO_NAME, out / PARTIAL_NAME
     jobs = _jobs(options)
@@ -943,12 +967,12 @@ def generate(out, profile: str | None = None, seed: int = 0, seconds: float | No
     bar = runtime.progress_bar(show=progress, total=len(jobs), desc=f"synth {chosen.name}", unit="clip")
     if workers == 1:
         for job in jobs:
-            _write_one(job, str(out), seed, float(seconds), resume)
+            _write_one(job, str(out), seed, float(seconds), resume, level)
             bar.update(1)
     else:
         chunks = [jobs[i:i + 24] for i in range(0, len(jobs), 24)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_write_chunk, c, str(out), seed, float(seconds), resume)
+            futures = [pool.submit(_write_chunk, c, str(out), seed, float(seconds), resume, level)
                        for c in chunks]
             for future in futures:
                 bar.update(future.result())
