@@ -41,10 +41,10 @@ import time
 
 import torch
 
-from asdlib import loop, models, runtime, train
+from asdlib import loop, models, profiles, runtime, train
 from asdlib.profiles import TrainConfig
 
-__all__ = ["bench", "time_it"]
+__all__ = ["LEVERS", "bench", "levers", "time_it"]
 
 
 def _synchronize(device: torch.device) -> None:
@@ -147,4 +147,88 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
             net_text = "-" if net_ms is None else f"{net_ms:.1f}"
             printer(f"{clip_seconds:>4g}s {batch:>5} {train_text:>14} {net_text:>12} {eval_ms:>13.1f}")
         printer(f"  {clip_seconds:g} s model: {models.count_parameters(model):,} parameters")
+    return rows
+
+
+#: The speed levers `levers` times, each against the trainer's default set-up (float32,
+#: channels-last, foreach AdamW, log-Mel computed in every step): name -> settings.
+LEVERS = {
+    "default (float32, channels-last)": {},
+    "NCHW instead of channels-last": {"channels_last": False},
+    "bf16 autocast, every layer": {"bf16": True, "islands": False},
+    "bf16, float32 islands": {"bf16": True},
+    "log-Mel once per clip": {"logmel_once": True},
+    "bf16 islands + log-Mel once": {"bf16": True, "logmel_once": True},
+}
+
+
+def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, warmup: int = 1,
+           threads: int | None = None, num_classes: int | None = None, printer=print) -> list:
+    """Time one training step of every lever of `LEVERS` side by side, in one process.
+
+    For each profile size (clip length, mels, batch; STgram's and TASTgram's shared backbone is
+    timed as TASTgram), every lever gets its own copy of the same network, and the levers take
+    turns, round after round (A B C ... A B C ...), so that a machine whose speed drifts slows
+    them alike: quote the ratios, not the milliseconds. "log-Mel once per clip" feeds log-Mels
+    computed beforehand (what a log-Mel cache would give); "bf16" is CPU or CUDA autocast;
+    "float32 islands" keeps `asdlib.models.float32_islands` in float32.
+
+    Returns:
+        One dict per (size, lever): size, lever, ms_per_clip, clips_per_s, ratio.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = runtime.device(None)
+    printer(f"levers of one training step (TASTgram, Noisy-ArcMix), {device}, "
+            f"{torch.get_num_threads()} threads, native bf16: {runtime.native_bf16()}, "
+            f"{runtime.cpu_model()}, torch {torch.__version__}; median of {rounds} interleaved "
+            f"rounds after {warmup}")
+    rows = []
+    generator = torch.Generator().manual_seed(2023)
+    for size in sizes:
+        profile = profiles.get_profile(size)
+        config = TrainConfig.from_profile(profile)
+        clips = batch or config.batch_size
+        classes = num_classes or (41 if profile.ids == "all" else 23)
+        wav = 0.1 * torch.randn(clips, config.num_samples, generator=generator)
+        labels = torch.randint(0, classes, (clips,), generator=generator)
+        logmel_fn = config.build_logmel()
+        with torch.no_grad():
+            logmel_fixed = logmel_fn(wav)
+        steps = {}
+        for name, lever in LEVERS.items():
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(2023)
+                model = config.build_model(classes)
+            amp_dtype = torch.bfloat16 if lever.get("bf16") else None
+            model = train.speed_up(model.to(device), lever.get("channels_last", True),
+                                   amp_dtype=amp_dtype if lever.get("islands", True) else None,
+                                   device_type=device.type)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
+            front_end = (lambda _: logmel_fixed) if lever.get("logmel_once") else logmel_fn
+
+            def step(model=model, optimizer=optimizer, front_end=front_end, amp_dtype=amp_dtype):
+                model.train()
+                loop.train_step(model, optimizer, wav, labels, mode=config.mode,
+                                logmel_fn=front_end, alpha=config.alpha, generator=generator,
+                                amp_dtype=amp_dtype)
+
+            steps[name] = step
+        times = {name: [] for name in steps}
+        for round_ in range(warmup + rounds):
+            for name, step in steps.items():
+                started = time.perf_counter()
+                step()
+                if round_ >= warmup:
+                    times[name].append(time.perf_counter() - started)
+        base = statistics.median(times[next(iter(LEVERS))])
+        printer(f"\n{size}: {config.seconds:g} s clips, {config.n_mels} mels, batch {clips}, "
+                f"{classes} classes")
+        printer(f"{'lever':<36} {'ms/clip':>8} {'clips/s':>8} {'x default':>10}")
+        for name, values in times.items():
+            median = statistics.median(values)
+            rows.append({"size": size, "lever": name, "ms_per_clip": 1000 * median / clips,
+                         "clips_per_s": clips / median, "ratio": median / base})
+            printer(f"{name:<36} {1000 * median / clips:>8.1f} {clips / median:>8.1f} "
+                    f"{median / base:>9.2f}x")
     return rows

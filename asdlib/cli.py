@@ -357,12 +357,21 @@ def _bench_options(add) -> None:
     add("--warmup", type=non_negative_int, default=1, help="untimed runs first")
     add("--cpu-time", action="store_true",
         help="report CPU time instead of wall time (steadier on a shared machine)")
+    add("--levers", nargs="*", choices=sorted(profiles.PROFILES), default=None, metavar="SIZE",
+        help="instead: time each speed lever (bf16, float32 islands, log-Mel once, NCHW) "
+             "against the default, side by side in one process, at these profiles' sizes "
+             "(default: book paper); --repeats rounds, --batch-sizes the batch")
     _speed_options(add)
 
 
 def _bench(args) -> int:
     if args.reuse_freed_memory:
         runtime.reuse_freed_memory()
+    if args.levers is not None:
+        batch = args.batch_sizes[0] if args.batch_sizes != [1, 16, 64] else None
+        bench.levers(args.levers or ("book", "paper"), batch=batch, rounds=args.repeats,
+                     warmup=args.warmup, threads=args.threads)
+        return 0
     bench.bench(args.seconds, args.batch_sizes, args.device, args.threads, args.plain,
                 args.compile, args.repeats, args.warmup, cpu_time=args.cpu_time)
     return 0

@@ -369,7 +369,8 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
     config = TrainConfig.from_dict(checkpoint["config"])
     cmap = checkpoints.class_map_from_json(checkpoint["class_map"])
     model = checkpoints.model_from_checkpoint(checkpoint, device)
-    model = model.to(memory_format=torch.channels_last)
+    amp_dtype = runtime.autocast_dtype(config.amp, device)
+    model = train.speed_up(model, amp_dtype=amp_dtype, device_type=device.type)  # as trained
     dataset = dcase.dataset_fingerprint(data_root)
 
     # ---- the clips: training clips (thresholds, class centres) and test clips
@@ -391,7 +392,6 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
 
     # ---- embeddings, then every score of every clip
     logmel_fn = config.build_logmel().to(device)
-    amp_dtype = runtime.autocast_dtype(config.amp, device)
     embeddings, labels, rows = {}, {}, {}
     for split, split_index in parts.items():
         clips = train.clip_dataset(split_index, config, cmap, progress)

@@ -48,6 +48,8 @@ __all__ = [
     "temporal_attention_weights",
     "TemporalAttention",
     "ConvBlock",
+    "float32_islands",
+    "keep_in_float32",
     "Bottleneck",
     "MobileFaceNet",
     "global_kernel_size",
@@ -409,6 +411,38 @@ class MobileFaceNet(nn.Module):
         x = self.linear1(x)
         # [batch, embedding_dim]
         return x.flatten(1)
+
+
+def float32_islands(model: nn.Module) -> list:
+    """The layers of an `ASDNet` that bfloat16 slows down on a CPU: the Tgram's framing
+    convolution, MobileFaceNet's first convolution and its stride-2 depthwise convolutions.
+
+    Their bfloat16 backward ran 5-10x slower than float32 on the CPU the book was measured on
+    (the strided and grouped convolutions have no fast bfloat16 kernel there), so under CPU
+    autocast they are worth keeping in float32 (`keep_in_float32`).
+    """
+    islands = [model.tgramnet.conv_extrctor, model.mobilefacenet.conv1.conv]
+    for block in model.mobilefacenet.blocks:
+        depthwise = block.conv[3]
+        if depthwise.stride != (1, 1):
+            islands.append(depthwise)
+    return islands
+
+
+def keep_in_float32(modules) -> None:
+    """Run each module in float32 even under autocast (its input is cast up; the state dict
+    and the maths are unchanged). Applied in place, once."""
+    for module in modules:
+        if getattr(module, "_float32_island", False):
+            continue
+        forward = module.forward
+
+        def float32_forward(x, _forward=forward):
+            with torch.autocast(x.device.type, enabled=False):
+                return _forward(x.float())
+
+        module.forward = float32_forward
+        module._float32_island = True
 
 
 # ----------------------------------------------------------------------------------------
