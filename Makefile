@@ -18,7 +18,7 @@ export ASDLIB_HOME ?= $(CURDIR)/_build/asdlib
 # (tests start several processes); passive waiting costs nothing measurable otherwise.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install book test student runs clean
+.PHONY: install book test student runs runs-gpu curve clean
 
 install: $(STAMP)
 
@@ -44,6 +44,16 @@ student: $(STAMP)
 RUNS_JOBS ?= 2
 runs: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile book --jobs $(RUNS_JOBS)
+
+# The same runs on a machine with a CUDA GPU: the data generated with every core, the clips held
+# on the GPU, several runs at a time there; published exactly as make runs does.
+runs-gpu: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile book --gpu
+
+# The learning curve of chapter 2 (the two reference models against the training sound per
+# machine): each point published into asdlib/evidence/ as soon as it is done; resumable.
+curve: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m asdlib curve --jobs $(RUNS_JOBS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -380,8 +380,11 @@ def _bench(args) -> int:
 def _runs_options(add) -> None:
     add("--profile", choices=sorted(profiles.PROFILES), default="book",
         help="whose runs (default book: the runs chapters 8-11 read)")
-    add("--jobs", type=processes_int, default=2,
-        help="training processes, one torch thread each (default 2)")
+    add("--jobs", type=processes_int, default=None,
+        help="training processes, one torch thread each (default 2; 8 with --gpu)")
+    add("--gpu", action="store_true",
+        help="on a CUDA GPU: generate the data with every core, hold the clips on the GPU and "
+             "train --jobs runs at a time there (default jobs: 8); make runs-gpu")
     add("--check", default=None, metavar="LABEL",
         help='instead: retrain one published run from scratch and compare, e.g. "TASTgram (NAMix)"')
     add("--seed", type=seed_int, default=None, help="with --check: its seed (default: the first)")
@@ -399,7 +402,14 @@ def _runs(args) -> int:
         print("the same metrics" if result["equal"] else "DIFFERENT metrics",
               f"(retrained in {result['home']})")
         return 0 if result["equal"] else 1
-    manifest = experiments.publish_runs(args.profile, jobs=args.jobs, progress=not args.quiet)
+    if args.gpu:
+        runtime.device("cuda")  # refused at once on a machine without a CUDA GPU
+        manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 8, device="cuda",
+                                            data_on_device=True, synth_workers=os.cpu_count() or 1,
+                                            progress=not args.quiet)
+    else:
+        manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 2,
+                                            progress=not args.quiet)
     print(f"{len(manifest['runs'])} runs published in {experiments.PUBLISHED_DIR} "
           f"({manifest['dataset']['description']})")
     return 0

@@ -315,7 +315,7 @@ def _dataset_of(config: TrainConfig, data_root, progress: bool):
 
 
 def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True, device=None,
-                  runs_dir=None, published: bool = True) -> Run:
+                  runs_dir=None, published: bool = True, data_on_device: bool = False) -> Run:
     """The results of `config` on a dataset: a published run, the run cache, or trained now.
 
     Args:
@@ -327,6 +327,7 @@ def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True,
         runs_dir: the run cache (default: `<ASDLIB_HOME>/runs`).
         published: read a published run (`asdlib/published`) when its config and dataset match;
             False trains (or reads the run cache) whatever was published.
+        data_on_device: train with the clips held on the device (`asdlib.train.train`).
 
     Returns:
         The `Run`, trained and evaluated (authors' "ce" score). A run found complete is read
@@ -343,7 +344,8 @@ def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True,
     runs_dir = Path(runs_dir) if runs_dir is not None else runtime.home() / "runs"
 
     def build(work: Path) -> None:
-        train.train(config, root, work, device=device, progress=progress, dataset=dataset)
+        train.train(config, root, work, device=device, progress=progress, dataset=dataset,
+                    data_on_device=data_on_device)
         evaluate.evaluate(work, root, device=device, progress=progress)
 
     path = store.folder(runs_dir, run_hash(config, dataset), build,
@@ -398,72 +400,122 @@ def export_run(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
 
 def _train_one(job) -> str:
     """One published run, in a worker process with one torch thread (`publish_runs`)."""
-    config_dict, data_root, home = job
+    config_dict, data_root, home, device, data_on_device = job
     torch.set_num_threads(1)
     os.environ[runtime.HOME_VAR] = home
     config = TrainConfig.from_dict(config_dict)
-    run = load_or_train(config, data_root, progress=False, published=False)
+    run = load_or_train(config, data_root, progress=False, published=False, device=device,
+                        data_on_device=data_on_device)
     return str(run.path)
 
 
+def _device_line(device) -> str:
+    chosen = runtime.device(device)
+    if chosen.type == "cuda":
+        return f"{torch.cuda.get_device_name(chosen)}, CUDA {torch.version.cuda}"
+    return str(chosen)
+
+
 def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
-                 reuse_freed_memory: bool = True) -> dict:
-    """Train every run of `book_runs(profile)` and publish their small results (`make runs`).
+                 reuse_freed_memory: bool = True, device=None, data_on_device: bool = False,
+                 synth_workers: int = 1, on_published=None) -> dict:
+    """Train every run of `book_runs(profile)` and publish each one as soon as it is done.
 
     The runs are trained by `jobs` worker processes with one torch thread each (on a 2-core CPU,
-    two one-thread processes train faster than one two-thread process), each through
-    `load_or_train(..., published=False)`: the run cache of `ASDLIB_HOME`, so a stopped
-    `make runs` resumes every run from its last finished epoch. Then their results are
-    exported to `dest` (default `asdlib/published/`) with `MANIFEST.json`, replacing what was
-    published before.
+    two one-thread processes train faster than one two-thread process; on a GPU, several runs
+    share it), each through `load_or_train(..., published=False)`: the run cache of
+    `ASDLIB_HOME`, so a stopped call resumes every run from its last finished epoch. Each
+    finished run is exported into `dest` (default `asdlib/published/`) at once and entered in
+    `MANIFEST.json`; runs published before for the same profile and data are kept (only the
+    missing ones train), runs that are no longer among `book_runs` are removed.
+
+    Args:
+        profile: whose runs (default: the active profile).
+        jobs: worker processes.
+        dest: where to publish (default `PUBLISHED_DIR`).
+        progress: a progress bar, and one line per published run.
+        reuse_freed_memory: `asdlib.runtime.reuse_freed_memory` in the workers (CPU speed).
+        device: where to train (default `asdlib.runtime.device()`).
+        data_on_device: hold the training clips on the device (`asdlib.train.DeviceBatches`).
+        synth_workers: processes generating the synthetic data if it is not there yet.
+        on_published: optional ``fn(entry)`` after each run is published (its manifest entry).
 
     Returns:
         The manifest.
     """
     chosen = profiles.get_profile(profile)
     configs = book_runs(chosen)
-    root = synthetic_dataset(chosen, progress=progress)
+    runtime.device(device)  # a device this machine lacks is refused before anything runs
+    root = synthetic_dataset(chosen, progress=progress, workers=synth_workers)
     dataset = dcase.dataset_fingerprint(root)
+    dest = Path(dest) if dest is not None else PUBLISHED_DIR
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = {run_hash(c, dataset): c for c in configs}
+    old = json.loads((dest / "MANIFEST.json").read_text()) if (dest / "MANIFEST.json").is_file() else {}
+    entries = [e for e in old.get("runs", []) if e["hash"] in wanted and (dest / e["hash"]).is_dir()]
+    for folder in [p for p in dest.iterdir() if p.is_dir() and p.name not in
+                   {e["hash"] for e in entries}]:
+        shutil.rmtree(folder)  # published for another scale, data or code
     started = time.perf_counter()
-    job_list = [(c.to_dict(), str(root), str(runtime.home())) for c in configs]
-    bar = runtime.progress_bar(total=len(job_list), show=progress, desc="published runs", unit="run")
-    if jobs > 1:
+    machine = f"{machine_line(jobs)}, device {_device_line(device)}"
+
+    def write_manifest():
+        order = list(wanted)
+        manifest = {"profile": chosen.name, "dataset": dataset,
+                    "generator_version": synth.GENERATOR_VERSION, "command": PUBLISH_COMMAND,
+                    "jobs": jobs, "torch_threads_per_job": 1, "machine": machine,
+                    "wall_seconds_this_call": time.perf_counter() - started,
+                    "runs": sorted(entries, key=lambda e: order.index(e["hash"]))}
+        runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", dest / "MANIFEST.json")
+        return manifest
+
+    manifest = write_manifest()
+    todo = [c for name, c in wanted.items() if name not in {e["hash"] for e in entries}]
+    bar = runtime.progress_bar(total=len(configs), initial=len(configs) - len(todo),
+                               show=progress, desc="published runs", unit="run")
+    if progress:
+        bar.write(f"{len(configs) - len(todo)} of {len(configs)} runs published; training "
+                  f"{len(todo)}: " + ", ".join(f"{run_label(c)} seed {c.seed}" for c in todo))
+
+    def publish(path):
+        nonlocal manifest
+        run = open_run(path)
+        name = run_hash(run.config, dataset)
+        work = dest / f".{name}.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        files = export_run(run, root, work, _keeps_embeddings(run.config))
+        if (dest / name).exists():
+            shutil.rmtree(dest / name)
+        os.rename(work, dest / name)
+        entry = {"hash": name, "label": run.label, "model": run.config.model,
+                 "mode": run.config.mode, "seed": run.config.seed, "files": files,
+                 "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
+                 "average_auc": run.metrics["average"]["auc"],
+                 "average_pauc": run.metrics["average"]["pauc"]}
+        entries.append(entry)
+        manifest = write_manifest()
+        bar.update(1)
+        if progress:
+            bar.write(f"published {run.label} seed {run.config.seed}: {entry['epochs']} epochs, "
+                      f"{entry['train_seconds'] / 60:.1f} min, average AUC "
+                      f"{100 * entry['average_auc']:.2f} %")
+        if on_published is not None:
+            on_published(entry)
+
+    job_list = [(c.to_dict(), str(root), str(runtime.home()), device, data_on_device)
+                for c in todo]
+    if jobs > 1 and len(job_list) > 1:
         context = multiprocessing.get_context("spawn")
         initializer = runtime.reuse_freed_memory if reuse_freed_memory else None
         with context.Pool(jobs, initializer=initializer, maxtasksperchild=1) as pool:
-            paths = []
-            for path in pool.imap(_train_one, job_list):
-                paths.append(path)
-                bar.update(1)
+            for path in pool.imap_unordered(_train_one, job_list):
+                publish(path)
     else:
         if reuse_freed_memory:
             runtime.reuse_freed_memory()
-        paths = []
         for job in job_list:
-            paths.append(_train_one(job))
-            bar.update(1)
+            publish(_train_one(job))
     bar.close()
-    dest = Path(dest) if dest is not None else PUBLISHED_DIR
-    work = Path(tempfile.mkdtemp(prefix=".published-", dir=dest.parent))
-    entries = []
-    for config, path in zip(configs, paths):
-        run = open_run(path)
-        name = run_hash(config, dataset)
-        files = export_run(run, root, work / name, _keeps_embeddings(config))
-        entries.append({"hash": name, "label": run.label, "model": config.model,
-                        "mode": config.mode, "seed": config.seed, "files": files,
-                        "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
-                        "average_auc": run.metrics["average"]["auc"],
-                        "average_pauc": run.metrics["average"]["pauc"]})
-    manifest = {"profile": chosen.name, "dataset": dataset, "generator_version": synth.GENERATOR_VERSION,
-                "command": PUBLISH_COMMAND, "jobs": jobs, "torch_threads_per_job": 1,
-                "machine": machine_line(jobs),
-                "wall_seconds_this_call": time.perf_counter() - started,
-                "runs": entries}
-    runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", work / "MANIFEST.json")
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.rename(work, dest)
     return manifest
 
 

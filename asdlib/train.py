@@ -63,6 +63,7 @@ from asdlib.layout import SAMPLE_RATE
 from asdlib.profiles import TrainConfig
 
 __all__ = [
+    "DeviceBatches",
     "clip_dataset",
     "should_stop",
     "speed_up",
@@ -199,7 +200,7 @@ def _mean_over_processes(total: float, count: int, world_size: int, device) -> f
 
 def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: bool = True,
           num_workers: int = 0, channels_last: bool = True, compile_model: bool = False,
-          on_epoch_end=None, dataset=None) -> pd.DataFrame:
+          on_epoch_end=None, dataset=None, data_on_device: bool = False) -> pd.DataFrame:
     """Train one network on the normal clips of a DCASE-layout data root.
 
     Resumes from the checkpoints in `out_dir` when they exist (same config and data required);
@@ -226,6 +227,10 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         on_epoch_end: optional `fn(record)` called (on rank 0) after each epoch's checkpoint
             is written, with that epoch's history row as a dict.
         dataset: optional `asdlib.dcase.dataset_fingerprint(data_root)`, when the caller has it.
+        data_on_device: hold every training clip on the device (int16) and cut the batches
+            there (`DeviceBatches`) instead of reading them through a DataLoader: the same
+            batches in the same order, without copies from the host (for a GPU with the
+            memory: the book's largest data is 4.4 GB).
 
     Returns:
         The per-epoch history (epoch, train_loss, val_loss, val_accuracy, lr, seconds,
@@ -247,6 +252,7 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
     if device.type == "cuda":
         torch.cuda.set_device(device)
     options = dict(device=device, progress=progress, num_workers=num_workers,
+                   data_on_device=data_on_device,
                    channels_last=channels_last, compile_model=compile_model,
                    on_epoch_end=on_epoch_end, dataset=dataset, rank=rank, world_size=world_size)
     try:
@@ -265,6 +271,33 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
     finally:
         if started_group:
             dist.destroy_process_group()
+
+
+class DeviceBatches:
+    """The batches a DataLoader over `Subset(clips, positions)` gives, cut from clips held on
+    the device: `(wav [batch, samples] float32, labels [batch], rows [batch])`.
+
+    `sampler` (a `DistributedSampler`, reshuffled by `set_epoch`) orders the positions as it
+    orders a DataLoader's; without one they come in order. The int16 samples become float32
+    exactly as `asdlib.cache.ClipDataset` makes them (divided by 32768), so the batches are the
+    DataLoader's, bit for bit.
+    """
+
+    def __init__(self, wavs: torch.Tensor, labels: torch.Tensor, positions, batch_size: int,
+                 sampler=None):
+        self.wavs, self.labels, self.batch_size, self.sampler = wavs, labels, batch_size, sampler
+        self.positions = torch.as_tensor(np.asarray(positions), dtype=torch.int64)
+
+    def __len__(self) -> int:
+        count = len(self.sampler) if self.sampler is not None else len(self.positions)
+        return math.ceil(count / self.batch_size)
+
+    def __iter__(self):
+        order = (torch.as_tensor(list(self.sampler), dtype=torch.int64)
+                 if self.sampler is not None else torch.arange(len(self.positions)))
+        for start in range(0, len(order), self.batch_size):
+            rows = self.positions[order[start:start + self.batch_size]].to(self.wavs.device)
+            yield self.wavs[rows].float() / 32768.0, self.labels[rows], rows
 
 
 class _ReachedEpoch(Exception):
@@ -317,7 +350,7 @@ def _restore_best(config, data_root, out_dir: Path, options: dict) -> None:
 
 
 def _train(config, data_root, out_dir, *, device, progress, num_workers, channels_last,
-           compile_model, on_epoch_end, dataset, rank, world_size):
+           compile_model, on_epoch_end, dataset, rank, world_size, data_on_device):
     """The body of `train` (arguments checked there), on one process of `world_size`."""
     is_main = rank == 0
     # ---- data: fingerprint, index, classes, cached clips, validation split
@@ -372,15 +405,23 @@ def _train(config, data_root, out_dir, *, device, progress, num_workers, channel
     train_set = Subset(clips, train_pos.tolist())
     sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank,
                                  shuffle=True, seed=config.seed, drop_last=False)
-    pin = device.type == "cuda"
-    # The loaders' own generator: their worker seeds never come from the global one
-    loader_generator = torch.Generator().manual_seed(config.seed)
-    train_loader = DataLoader(train_set, batch_size=max(2, config.batch_size // world_size),
-                              sampler=sampler, num_workers=num_workers, pin_memory=pin,
-                              generator=loader_generator)
-    val_loader = DataLoader(Subset(clips, val_pos.tolist()), batch_size=config.batch_size,
-                            shuffle=False, num_workers=num_workers, pin_memory=pin,
-                            generator=loader_generator)
+    batch_size = max(2, config.batch_size // world_size)
+    if data_on_device:
+        # [clips, samples] int16 and [clips], on the device: batches are cut there
+        held = torch.from_numpy(np.array(clips.wavs)).to(device)
+        labels = torch.as_tensor(np.array(clips.labels), dtype=torch.int64, device=device)
+        train_loader = DeviceBatches(held, labels, train_pos, batch_size, sampler)
+        val_loader = DeviceBatches(held, labels, val_pos, config.batch_size)
+    else:
+        pin = device.type == "cuda"
+        # The loaders' own generator: their worker seeds never come from the global one
+        loader_generator = torch.Generator().manual_seed(config.seed)
+        train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
+                                  num_workers=num_workers, pin_memory=pin,
+                                  generator=loader_generator)
+        val_loader = DataLoader(Subset(clips, val_pos.tolist()), batch_size=config.batch_size,
+                                shuffle=False, num_workers=num_workers, pin_memory=pin,
+                                generator=loader_generator)
 
     epochs = runtime.progress_bar(range(start_epoch, config.num_epochs), show=progress and is_main,
                                   desc=f"{config.model} {config.mode}", unit="epoch",

@@ -8,7 +8,9 @@ When a test here fails, the code or the data changed what those runs would compu
 from __future__ import annotations
 
 import hashlib
+import json
 
+import pandas as pd
 import pytest
 
 from asdlib import dcase, experiments, profiles, runtime, synth
@@ -103,3 +105,49 @@ def test_publishing_twice_writes_the_same_bytes(monkeypatch, tmp_path):
     assert set(entry["files"]) == {"config.json", "history.csv", "metrics.json", "scores.csv.gz"}
     assert first["dataset"]["hash"] == second["dataset"]["hash"]
     assert "cores" in first["machine"] and runtime.cpu_model() in first["machine"]
+
+
+def test_runs_are_published_one_by_one_and_a_stopped_call_resumes(monkeypatch, tmp_path):
+    """Each finished run is published at once; a call stopped part-way keeps them, and the
+    next call trains only the rest (what `make runs` does over several sessions)."""
+    monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(experiments, "BOOK_RUNS", {("stgram", "arcface"): "all",
+                                                   ("tastgram", "mixup"): "first"})
+    dest = tmp_path / "published"
+    seen = []
+
+    def stop_after_one(entry):
+        seen.append(entry["hash"])
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        experiments.publish_runs("smoke", jobs=1, dest=dest, progress=False,
+                                 reuse_freed_memory=False, on_published=stop_after_one)
+    manifest = json.loads((dest / "MANIFEST.json").read_text())
+    assert [e["hash"] for e in manifest["runs"]] == seen and (dest / seen[0]).is_dir()
+    later = []
+    full = experiments.publish_runs("smoke", jobs=1, dest=dest, progress=False,
+                                    reuse_freed_memory=False,
+                                    on_published=lambda e: later.append(e["hash"]))
+    assert len(full["runs"]) == 3 and seen[0] not in later and len(later) == 2
+    assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == sorted(e["hash"] for e in full["runs"])
+
+
+def test_the_gpu_route_publishes_what_the_cpu_route_does(monkeypatch, tmp_path):
+    """`runs --gpu` (clips held on the device, several runs at a time), run on the CPU at smoke
+    size: the same batches as the DataLoader's, so the same published bytes."""
+    monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(experiments, "BOOK_RUNS", {("stgram", "arcface"): "all"})
+    plain = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "cpu", progress=False,
+                                     reuse_freed_memory=False)
+    monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home2"))
+    held = experiments.publish_runs("smoke", jobs=2, dest=tmp_path / "gpu", progress=False,
+                                    device="cpu", data_on_device=True, synth_workers=2,
+                                    reuse_freed_memory=False)
+    for a, b in zip(plain["runs"], held["runs"]):  # the same runs; only the timings differ
+        assert (a["files"]["scores.csv.gz"], a["average_auc"], a["epochs"]) == (
+            b["files"]["scores.csv.gz"], b["average_auc"], b["epochs"])
+        columns = ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "best"]
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "cpu" / a["hash"] / "history.csv")[columns],
+                                      pd.read_csv(tmp_path / "gpu" / b["hash"] / "history.csv")[columns])
+    assert "device cpu" in held["machine"]
