@@ -27,6 +27,7 @@ Running experiments:
 
 - ``asdlib.profiles``    - every size of every experiment, the seed rule, ``TrainConfig`` (every chapter)
 - ``asdlib.experiments`` - train once, read many times: runs, published runs, synthetic datasets (ch. 1, 2, 3, 7, 8, 9, 10, 11)
+- ``asdlib.curve``       - the learning curve of the two reference models, published in ``asdlib/evidence`` (ch. 2)
 - ``asdlib.train``       - the orchestration around the loop: data, resume, checkpoints, data-parallel (behind ``asdlib.experiments``)
 - ``asdlib.evaluate``    - anomaly scores, thresholds, DCASE score files, embeddings (behind ``asdlib.experiments``)
 - ``asdlib.checkpoints`` - the files of a run folder and the one ``load_model`` (behind ``asdlib.experiments``)

@@ -33,13 +33,14 @@ import time
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from asdlib import baseline, evaluate, experiments, layout, profiles, runtime, synth, tables
 from asdlib.profiles import TrainConfig
 
-__all__ = ["CURVE", "EVIDENCE_DIR", "CurvePoint", "curve_table", "publish_curve", "read_point"]
+__all__ = ["CURVE", "EVIDENCE_DIR", "CurvePoint", "curve_table", "publish_curve", "read_point", "trend"]
 
 #: Where the published points are: inside the package, like the published runs.
 EVIDENCE_DIR = Path(str(resources.files("asdlib") / "evidence"))
@@ -271,10 +272,13 @@ def curve_table(folder=None, n_boot: int = 1000) -> pd.DataFrame:
     whose machine ID the network names (`asdlib.evaluate.id_recognition`)."""
     folder = Path(folder) if folder is not None else EVIDENCE_DIR
     names = _manifest(folder)["points"]
-    order = {p.name: i for i, p in enumerate(CURVE)}
+    points = {n: CurvePoint(**json.loads((folder / n / "point.json").read_text())["point"])
+              for n in names}
     rows = []
-    for name in sorted(names, key=lambda n: (order.get(n, len(order)), n)):
-        point = CurvePoint(**json.loads((folder / name / "point.json").read_text())["point"])
+    # the book's machines with the development IDs by size first, then the factors
+    for name, point in sorted(points.items(), key=lambda item: (
+            (item[1].ids, item[1].individuality) != ("dev", "kept"), item[1].individuality,
+            item[1].ids, item[1].train_per_id)):
         if point.autoencoder_point().name not in names:
             continue  # its autoencoder is not published yet
         read = read_point(name, folder)
@@ -298,3 +302,24 @@ def curve_table(folder=None, n_boot: int = 1000) -> pd.DataFrame:
             "normal_named": 100 * float(named["normal_named"].mean()),
         })
     return pd.DataFrame(rows).set_index("point") if rows else pd.DataFrame()
+
+
+def trend(table: pd.DataFrame) -> dict:
+    """The gap's straight-line trend in log10(clips per ID), over the book's machines with the
+    development IDs, and where it would cross 0 and +5 points (an extrapolation past the last
+    measured point; None where the trend does not rise).
+
+    Returns:
+        ``{"points", "per_decade" (points of gap per tenfold clips), "level_at", "lead5_at"}``.
+    """
+    main = table[(table["ids"] == "dev") & (table["individuality"] == "kept")]
+    if len(main) < 2:
+        return {"points": len(main), "per_decade": None, "level_at": None, "lead5_at": None}
+    x = np.log10(main["train_per_id"].to_numpy(dtype=float))
+    slope, intercept = np.polyfit(x, main["gap"].to_numpy(dtype=float), 1)
+
+    def crossing(level):
+        return float(10 ** ((level - intercept) / slope)) if slope > 0 else None
+
+    return {"points": len(main), "per_decade": float(slope), "level_at": crossing(0.0),
+            "lead5_at": crossing(5.0)}

@@ -16,7 +16,9 @@ here calls ``plt.show()`` or changes matplotlib's global style on import.
 - :func:`plot_training_curves` - loss, accuracy and learning rate per epoch, chapter 8;
   :func:`plot_angle_distributions`, :func:`plot_embedding_map` - angles and UMAP maps of
   trained networks, chapter 9; :func:`plot_ablation` - the ablation over seeds, chapter 10;
-  :func:`plot_memory_footprint` - what holding the data costs, chapter 11.
+  :func:`plot_memory_footprint` - what holding the data costs, chapter 11;
+  :func:`plot_learning_curve` - the two reference models against the training sound per
+  machine, chapter 2.
 """
 
 from __future__ import annotations
@@ -764,4 +766,50 @@ def plot_memory_footprint(sizes, title=None, ax=None):
     ax.set_xlim(0, 1.2 * max(values.max(), 1e-9))
     if title:
         ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_learning_curve(table, real_data=None, paper=None, ax=None):
+    """Average AUC of the two reference models against the training clips per machine ID.
+
+    Args:
+        table: `asdlib.curve.curve_table()` (one row per point: ``train_per_id``, ``ids``,
+            ``individuality``, ``autoencoder`` / ``network`` and their ``_se``).
+        real_data: clips of the same length per machine ID in the real data (a vertical line).
+        paper: optional ``{label: AUC}`` drawn as horizontal dotted lines, labelled as the
+            paper's (other data: the real DCASE 2020 development set).
+        ax: Axes to draw into.
+
+    The book's machines with the development IDs are the lines (with bootstrap SE bars); the
+    factors are single markers: all 41 IDs in the classifier (squares) and strong individuality
+    (triangles), the autoencoder in grey and the network in colour.
+    """
+    ax = _new_axes(ax, figsize=(6.5, 4))
+    colours = {"autoencoder": "0.35", "network": "C0"}
+    names = {"autoencoder": "DCASE 2020 autoencoder", "network": "STgram + ArcFace"}
+    main = table[(table["ids"] == "dev") & (table["individuality"] == "kept")].sort_values("train_per_id")
+    for model in ("autoencoder", "network"):
+        ax.errorbar(main["train_per_id"], main[model], yerr=main[f"{model}_se"], marker="o",
+                    color=colours[model], capsize=3, label=names[model])
+    for (column, value), marker, what in ((("ids", "all"), "s", "41 IDs in the classifier"),
+                                          (("individuality", "strong"), "^", "strong individuality")):
+        rows = table[table[column] == value]
+        for model in ("autoencoder", "network"):
+            if model == "autoencoder" and column == "ids":
+                continue  # the 41-ID points share the development IDs' autoencoder
+            if len(rows):
+                ax.errorbar(rows["train_per_id"], rows[model], yerr=rows[f"{model}_se"],
+                            marker=marker, linestyle="none", color=colours[model], capsize=3,
+                            mfc="white", label=f"{names[model]}, {what}")
+    if real_data:
+        ax.axvline(real_data, color="k", linestyle="--", linewidth=1)
+        ax.text(real_data, ax.get_ylim()[1], "real data ", rotation=90, va="top", ha="right",
+                fontsize=8)
+    for (label, value), style in zip((paper or {}).items(), (":", "-.")):
+        ax.axhline(value, color="C3", linestyle=style, linewidth=1, label=f"{label} (paper, real data)")
+    ax.set_xscale("log")
+    ax.set_xlabel("normal training clips of 2 s per machine ID")
+    ax.set_ylabel("average AUC (%)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
     return ax
