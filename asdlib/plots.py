@@ -1,7 +1,9 @@
 """Figures of the book, one function per figure: ``plot_<thing>(..., ax=None or fig=None)``.
 
 Each function draws into the Axes or Figure it is given (or a new one) and returns it; nothing
-here calls ``plt.show()`` or changes matplotlib's global style on import.
+here calls ``plt.show()`` or changes matplotlib's global style on import. New figures are at most
+8 inches wide: the width of a page of the rendered book, where a wider figure is shrunk until its
+labels cannot be read (the browser test checks it).
 
 - :func:`plot_machine_spectrograms` - a normal and an anomalous clip of every machine type,
   chapter 1 ("The task and the data").
@@ -78,7 +80,7 @@ def plot_machine_spectrograms(root, types=None, machine_ids=None, number=None, f
     machine_ids = machine_ids or {}
     synthetic = (root / "synth_info.json").exists()
     if fig is None:
-        fig = plt.figure(figsize=(10, 2.0 * len(types)), layout="constrained")
+        fig = plt.figure(figsize=(7.5, 1.8 * len(types)), layout="constrained")
     axes = np.asarray(fig.subplots(len(types), 2, squeeze=False))
     logmel = LogMel()
     for row, machine_type in enumerate(types):
@@ -184,7 +186,7 @@ def plot_feature_maps(maps, titles, seconds=None, fig=None):
     if len(maps) != len(titles):
         raise ValueError(f"got {len(maps)} maps but {len(titles)} titles")
     if fig is None:
-        fig = plt.figure(figsize=(3.6 * len(maps), 3.0), layout="constrained")
+        fig = plt.figure(figsize=(min(8.0, 2.8 * len(maps)), 2.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(maps)))
     for ax, image, title in zip(axes, maps, titles):
         image = _numpy(image)
@@ -339,7 +341,7 @@ def plot_toy_runs(runs, fig=None):
     import matplotlib.pyplot as plt
 
     if fig is None:
-        fig = plt.figure(figsize=(4 * len(runs), 7.5), layout="constrained")
+        fig = plt.figure(figsize=(min(8.0, 2.8 * len(runs)), 5.8), layout="constrained")
     axes = np.asarray(fig.subplots(2, len(runs), squeeze=False))
     for column, (title, run) in enumerate(runs.items()):
         plot_toy_embeddings(run.embedding["test"], run.labels["test"], run.weight,
@@ -491,7 +493,7 @@ def plot_per_id_auc(per_id, column="auc", title=None, ax=None):
     Returns:
         The Axes.
     """
-    ax = _new_axes(ax, figsize=(9, 3.2))
+    ax = _new_axes(ax, figsize=(7, 3.2))
     if column not in per_id.columns:
         raise ValueError(f"column must be one of {list(per_id.columns)}, got {column!r}")
     position, ticks, names = 0, [], []
@@ -711,7 +713,7 @@ def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
     Returns:
         The Axes.
     """
-    ax = _new_axes(ax, figsize=(10, 3.6))
+    ax = _new_axes(ax, figsize=(8, 3.6))
     if metric not in ("AUC", "pAUC"):
         raise ValueError(f"metric must be 'AUC' or 'pAUC', got {metric!r}")
     types = list(dict.fromkeys(mean.columns.get_level_values(0)))

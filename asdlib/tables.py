@@ -42,6 +42,7 @@ __all__ = [
     "paper_table",
     "published",
     "seed_summary",
+    "stacked",
     "standard_error",
     "standard_errors",
     "type_summary",
@@ -217,6 +218,22 @@ def mean_pm(mean, spread, digits: int = 2):
         return (pd.DataFrame(values, index=mean.index, columns=mean.columns)
                 if isinstance(mean, pd.DataFrame) else pd.Series(values, index=mean.index))
     return text(mean, spread)
+
+
+def stacked(table: pd.DataFrame) -> pd.DataFrame:
+    """A table in the paper's layout (columns: machine type x AUC / pAUC) for a page of text:
+    AUC and pAUC stacked as two blocks of rows, so that the columns are the machine types and
+    the average (8 columns instead of 15 that would wrap every cell).
+
+    Returns:
+        The same values, rows ``(metric, *table.index)``, columns the machine types.
+    """
+    if not isinstance(table.columns, pd.MultiIndex) or table.columns.nlevels != 2:
+        raise ValueError("table must have the paper's columns (machine type, AUC / pAUC), as "
+                         "paper_table, standard_errors or mean_pm give them")
+    metrics_ = list(dict.fromkeys(table.columns.get_level_values(1)))
+    return pd.concat({metric: table.xs(metric, axis=1, level=1) for metric in metrics_},
+                     names=["metric"])
 
 
 def standard_error(values) -> float:

@@ -5,17 +5,15 @@ ASDLIB_SITE_HTML. `.ci/run` installs
 chromium with apt and sets ASDLIB_REQUIRE_BROWSER=1, so that in CI a missing browser is a
 failure; elsewhere these tests are skipped when /usr/bin/chromium is absent.
 
-MathJax comes from a CDN on the published site; the test machine has no internet, so the
-browser's requests for that exact URL are answered from the same MathJax 3 release installed
-from PyPI (django-static-mathjax). Every other request that leaves 127.0.0.1 is recorded and
-fails the test.
+The build serves MathJax itself (`_static/mathjax/`, from PyPI's django-static-mathjax; see
+`_ext/book_fixes.py`), so the pages must render their math with no network at all: every request
+that leaves 127.0.0.1 is recorded, refused and fails the test.
 """
 
 import base64
 import functools
 import http.server
 import io
-import mimetypes
 import os
 import re
 import threading
@@ -31,7 +29,8 @@ from book_helpers import ROOT, toc_files
 
 CHROMIUM = os.environ.get("ASDLIB_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "_build" / "test-artifacts" / "04_arcface.png"
-MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+#: The smallest share of its own width a figure may be shrunk to on a 1280-pixel-wide page.
+FIGURE_SCALE_MIN = 0.8
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("ASDLIB_REQUIRE_BROWSER") == "1":
@@ -45,17 +44,6 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 def _chapter_notebooks():
     return [p for p in toc_files() if (ROOT / f"{p}.ipynb").exists()]
-
-
-def _mathjax_root() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("mathjax")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("django-static-mathjax is not installed (it is in the dev extra)")
-    root = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
-    assert (root / "es5" / "tex-mml-chtml.js").exists(), root
-    return root
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -97,10 +85,10 @@ def browser():
 class Visit:
     """One page opened in a fresh browser context, with its console errors and stray requests."""
 
-    def __init__(self, browser, url, mathjax: Path):
+    def __init__(self, browser, url):
         self.errors, self.external = [], []
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
-        self.context.route("**/*", functools.partial(self._route, mathjax=mathjax))
+        self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda err: self.errors.append(f"page error: {err}"))
@@ -110,15 +98,8 @@ class Visit:
         if message.type == "error":
             self.errors.append(f"console: {message.text}")
 
-    def _route(self, route, mathjax: Path):
+    def _route(self, route):
         url = route.request.url
-        if url.startswith(MATHJAX_CDN):
-            local = mathjax / urlparse(url).path.split("/npm/mathjax@3/", 1)[1]
-            if local.is_file():
-                kind = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
-                return route.fulfill(status=200, body=local.read_bytes(), content_type=kind)
-            self.errors.append(f"MathJax file missing from the local copy: {url}")
-            return route.abort()
         if urlparse(url).hostname not in ("127.0.0.1", None) and not url.startswith("data:"):
             self.external.append(url)
             return route.abort()
@@ -130,11 +111,10 @@ class Visit:
 
 @pytest.fixture(scope="module")
 def visit(browser, site):
-    mathjax = _mathjax_root()
     opened = []
 
     def open_page(page: str) -> Visit:
-        v = Visit(browser, f"{site}/{page}.html", mathjax)
+        v = Visit(browser, f"{site}/{page}.html")
         opened.append(v)
         return v
 
@@ -234,3 +214,30 @@ def test_audio_players_play_a_real_wav(visit):
     wav, rate = soundfile.read(io.BytesIO(base64.b64decode(data)))
     assert rate == 16_000 and abs(len(wav) / rate - state["duration"]) < 0.01
     assert float(np.abs(wav).max()) > 0.0
+
+
+@pytest.mark.parametrize("page", ["book/02_autoencoder_baseline", "book/04_arcface"])
+def test_math_renders_offline_from_the_build_itself(visit, page):
+    """No request leaves 127.0.0.1 (the route refuses it), and still every formula is typeset:
+    MathJax and its fonts come from the build's _static/mathjax/."""
+    v = visit(page)
+    _wait_for_mathjax(v.page)
+    loaded = v.page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
+                             ".filter(n => n.includes('mathjax'))")
+    assert loaded and all("/_static/mathjax/" in n for n in loaded), loaded
+    assert v.page.locator("mjx-container").count() > 0
+    assert v.external == [], v.external
+
+
+@pytest.mark.parametrize("page", ["book/02_autoencoder_baseline", "book/05_mixup",
+                                  "book/08_training_tastgram"])
+def test_figures_are_sized_for_the_page(visit, page):
+    """A figure drawn much wider than the text column is shrunk until its labels cannot be read:
+    every figure must show at FIGURE_SCALE_MIN of its own width or more."""
+    v = visit(page)
+    _scroll_through(v.page)
+    sizes = v.page.evaluate("""() => Array.from(document.querySelectorAll('.cell_output img'))
+        .map(i => [i.src.split('/').pop(), i.clientWidth, i.naturalWidth])""")
+    assert sizes, f"{page}: no figure"
+    shrunk = [(name, shown, own) for name, shown, own in sizes if shown < FIGURE_SCALE_MIN * own]
+    assert not shrunk, f"{page}: figures shrunk below {FIGURE_SCALE_MIN:.0%} of their width: {shrunk}"

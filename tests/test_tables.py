@@ -111,3 +111,17 @@ def test_mean_pm_formats_numbers_series_and_frames():
     assert series.tolist() == ["1.00 ± 0.10", "2.50 ± nan"] and list(series.index) == ["a", "b"]
     frame = mean_pm(pd.DataFrame({"x": [1.0]}, index=["r"]), pd.DataFrame({"x": [0.5]}, index=["r"]))
     assert frame.at["r", "x"] == "1.00 ± 0.50"
+
+
+def test_stacked_puts_auc_and_pauc_in_blocks_of_rows_with_the_same_values():
+    from asdlib import tables
+
+    paper = tables.published("comparison")
+    shown = tables.stacked(paper)
+    assert list(shown.index.get_level_values(0).unique()) == ["AUC", "pAUC"]
+    assert shown.shape == (2 * len(paper), paper.shape[1] // 2)
+    for (metric, name), row in shown.iterrows():
+        for machine_type, value in row.items():
+            assert value == paper.loc[name, (machine_type, metric)]
+    with pytest.raises(ValueError, match="paper's columns"):
+        tables.stacked(paper.droplevel(1, axis=1))
