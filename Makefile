@@ -38,17 +38,19 @@ STUDENT_DIR ?= _build/student
 student: $(STAMP)
 	$(PY) -m asdlib student --book book --out $(STUDENT_DIR)
 
-# The book profile's runs of chapters 8-11: trained once (two processes, one thread each;
-# resumable: run it again after a stop) and published into asdlib/published/ with a manifest.
-# Hours on a 2-core CPU; minutes on a GPU machine (RUNS_JOBS=1 there).
+# The book profile's runs of chapters 8-11 (PROFILE=evidence: those at the learning curve's
+# scale): trained once (two processes, one thread each; resumable: run it again after a stop)
+# and published into asdlib/published/ with a manifest, each run as soon as it is done.
+# Hours on a 2-core CPU; minutes on a GPU machine (make runs-gpu).
 RUNS_JOBS ?= 2
+PROFILE ?= book
 runs: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile book --jobs $(RUNS_JOBS)
+	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile $(PROFILE) --jobs $(RUNS_JOBS)
 
 # The same runs on a machine with a CUDA GPU: the data generated with every core, the clips held
 # on the GPU, several runs at a time there; published exactly as make runs does.
 runs-gpu: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile book --gpu
+	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile $(PROFILE) --gpu
 
 # The learning curve of chapter 2 (the two reference models against the training sound per
 # machine): each point published into asdlib/evidence/ as soon as it is done; resumable.

@@ -410,8 +410,11 @@ def _runs(args) -> int:
     else:
         manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 2,
                                             progress=not args.quiet)
-    print(f"{len(manifest['runs'])} runs published in {experiments.PUBLISHED_DIR} "
-          f"({manifest['dataset']['description']})")
+    chosen = profiles.get_profile(args.profile)
+    done = [e for e in manifest["runs"] if e["profile"] == chosen.name]
+    print(f"{len(done)} of {len(experiments.book_runs(chosen))} runs of the {chosen.name} profile "
+          f"published in {experiments.PUBLISHED_DIR} "
+          f"({manifest['profiles'][chosen.name]['dataset']['description']})")
     return 0
 
 

@@ -575,9 +575,11 @@ def dataset_fingerprint(root, progress: bool = False) -> dict:
 def synthetic_fingerprint(info: dict) -> dict:
     """The fingerprint of a synthetic dataset from its ``synth_info.json`` content (see
     `dataset_fingerprint`; `asdlib.synth.expected_info` gives that content without the data).
-    The digest of the clips (``content``) is not part of it: it checks the clips, the options
-    name them."""
-    text = json.dumps({k: v for k, v in info.items() if k != "content"}, sort_keys=True)
+    Neither the digest of the clips (``content``: it checks the clips, the options name them)
+    nor the profile's name (a label: two profiles that ask for the same clips get the same
+    ones) is part of it."""
+    text = json.dumps({k: v for k, v in info.items() if k not in ("content", "profile")},
+                      sort_keys=True)
     description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
                    f"{info.get('profile')}, seed {info.get('seed')}, "
                    f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "

@@ -115,8 +115,13 @@ def synthetic_dataset(profile: "str | profiles.Profile | None" = None, seed: int
 
 
 def run_hash(config: TrainConfig, dataset: dict) -> str:
-    """The folder name of a run: a hash of its config and its dataset fingerprint."""
-    return store.key({"config": config.to_dict(), "dataset": dataset["hash"]}, length=12)
+    """The folder name of a run: a hash of its config and its dataset fingerprint.
+
+    The config's `profile` is a label, not an input: two profiles with the same recipe and the
+    same data train the same run (so a profile can be renamed without training anything).
+    """
+    inputs = {k: v for k, v in config.to_dict().items() if k != "profile"}
+    return store.key({"config": inputs, "dataset": dataset["hash"]}, length=12)
 
 
 @dataclasses.dataclass
@@ -452,20 +457,24 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
     dest.mkdir(parents=True, exist_ok=True)
     wanted = {run_hash(c, dataset): c for c in configs}
     old = json.loads((dest / "MANIFEST.json").read_text()) if (dest / "MANIFEST.json").is_file() else {}
-    entries = [e for e in old.get("runs", []) if e["hash"] in wanted and (dest / e["hash"]).is_dir()]
+    others = [e for e in old.get("runs", []) if e.get("profile") != chosen.name]
+    entries = [e for e in old.get("runs", []) if e.get("profile") == chosen.name
+               and e["hash"] in wanted and (dest / e["hash"]).is_dir()]
     for folder in [p for p in dest.iterdir() if p.is_dir() and p.name not in
-                   {e["hash"] for e in entries}]:
+                   {e["hash"] for e in entries + others}]:
         shutil.rmtree(folder)  # published for another scale, data or code
     started = time.perf_counter()
     machine = f"{machine_line(jobs)}, device {_device_line(device)}"
 
     def write_manifest():
         order = list(wanted)
-        manifest = {"profile": chosen.name, "dataset": dataset,
-                    "generator_version": synth.GENERATOR_VERSION, "command": PUBLISH_COMMAND,
-                    "jobs": jobs, "torch_threads_per_job": 1, "machine": machine,
-                    "wall_seconds_this_call": time.perf_counter() - started,
-                    "runs": sorted(entries, key=lambda e: order.index(e["hash"]))}
+        manifest = {"profiles": dict(old.get("profiles", {}))}
+        manifest["profiles"][chosen.name] = {
+            "dataset": dataset, "generator_version": synth.GENERATOR_VERSION,
+            "command": f"{PUBLISH_COMMAND} PROFILE={chosen.name}" if chosen.name != "book" else PUBLISH_COMMAND,
+            "runs": len(configs), "jobs": jobs, "torch_threads_per_job": 1, "machine": machine,
+            "wall_seconds_this_call": time.perf_counter() - started}
+        manifest["runs"] = others + sorted(entries, key=lambda e: order.index(e["hash"]))
         runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", dest / "MANIFEST.json")
         return manifest
 
@@ -487,7 +496,7 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
         if (dest / name).exists():
             shutil.rmtree(dest / name)
         os.rename(work, dest / name)
-        entry = {"hash": name, "label": run.label, "model": run.config.model,
+        entry = {"hash": name, "profile": chosen.name, "label": run.label, "model": run.config.model,
                  "mode": run.config.mode, "seed": run.config.seed, "files": files,
                  "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
                  "average_auc": run.metrics["average"]["auc"],
@@ -523,7 +532,10 @@ def _published_summary() -> str:
     manifest = published_manifest()
     if manifest is None:
         return "nothing"
-    return f"{len(manifest['runs'])} runs of the {manifest['profile']} profile"
+    counts = {}
+    for entry in manifest["runs"]:
+        counts[entry["profile"]] = counts.get(entry["profile"], 0) + 1
+    return ", ".join(f"{n} runs of the {name} profile" for name, n in counts.items())
 
 
 def check_published(label: str, seed: int, profile=None, home=None) -> dict:

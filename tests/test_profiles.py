@@ -24,7 +24,7 @@ def test_environment_variable_selects_the_profile(monkeypatch):
 
 def test_unknown_profile_names_the_source_and_the_choices(monkeypatch):
     monkeypatch.setenv("ASDLIB_PROFILE", "fast")
-    with pytest.raises(ValueError, match=r"'fast'.*ASDLIB_PROFILE.*\['book', 'paper', 'smoke'\]"):
+    with pytest.raises(ValueError, match=r"'fast'.*ASDLIB_PROFILE.*\['book', 'evidence', 'paper', 'smoke'\]"):
         profiles.get_profile()
     with pytest.raises(ValueError, match="argument 'profile'"):
         profiles.get_profile("huge")
