@@ -60,6 +60,7 @@ __all__ = [
     "train_autoencoder",
     "clip_windows",
     "run_baseline",
+    "cache_inputs",
     "load_or_run_baseline",
     "auc_by_anomaly_kind",
 ]
@@ -466,6 +467,16 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
 CACHE_VERSION = 1
 
 
+def cache_inputs(profile, dataset_hash: str, seed: int) -> dict:
+    """What the autoencoders of `load_or_run_baseline` are a function of: the recipe, the clip
+    length, the seed and the data. `asdlib.store.key` of it names their folder (and their
+    published results, `asdlib.experiments.autoencoder_results`)."""
+    profile = profiles.get_profile(profile)
+    return {"version": CACHE_VERSION, "settings": {"num_epochs": profile.baseline_epochs,
+                                                   "batch_size": BATCH_SIZE, "lr": LR},
+            "seconds": profile.seconds, "seed": seed, "dataset": dataset_hash}
+
+
 def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool = True):
     """:func:`run_baseline` on the clips of ``data_root``, computed once and then read back.
 
@@ -488,10 +499,7 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
     """
     profile = profiles.get_profile(profile)
     root = Path(data_root).expanduser().resolve()
-    key = {"version": CACHE_VERSION, "settings": {"num_epochs": profile.baseline_epochs,
-                                                  "batch_size": BATCH_SIZE, "lr": LR},
-           "seconds": profile.seconds, "seed": seed,
-           "dataset": dcase.dataset_fingerprint(root)["hash"]}
+    key = cache_inputs(profile, dcase.dataset_fingerprint(root)["hash"], seed)
 
     def build(work: Path) -> None:
         results, models, losses = run_baseline(dcase.build_index(root), profile, seed=seed,

@@ -163,7 +163,8 @@ LEVERS = {
 
 
 def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, warmup: int = 1,
-           threads: int | None = None, num_classes: int | None = None, printer=print) -> list:
+           threads: int | None = None, num_classes: int | None = None, cpu_time: bool = False,
+           printer=print) -> list:
     """Time one training step of every lever of `LEVERS` side by side, in one process.
 
     For each profile size (clip length, mels, batch; STgram's and TASTgram's shared backbone is
@@ -171,7 +172,9 @@ def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, w
     turns, round after round (A B C ... A B C ...), so that a machine whose speed drifts slows
     them alike: quote the ratios, not the milliseconds. "log-Mel once per clip" feeds log-Mels
     computed beforehand (what a log-Mel cache would give); "bf16" is CPU or CUDA autocast;
-    "float32 islands" keeps `asdlib.models.float32_islands` in float32.
+    "float32 islands" keeps `asdlib.models.float32_islands` in float32. With `cpu_time`, the
+    CPU time of this process is measured instead of wall time: on a machine whose cores other
+    programs keep busy, it is what the step costs, not how long it waited.
 
     Returns:
         One dict per (size, lever): size, lever, ms_per_clip, clips_per_s, ratio.
@@ -182,7 +185,8 @@ def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, w
     printer(f"levers of one training step (TASTgram, Noisy-ArcMix), {device}, "
             f"{torch.get_num_threads()} threads, native bf16: {runtime.native_bf16()}, "
             f"{runtime.cpu_model()}, torch {torch.__version__}; median of {rounds} interleaved "
-            f"rounds after {warmup}")
+            f"rounds after {warmup}, {'CPU' if cpu_time else 'wall'} time")
+    clock = time.process_time if cpu_time else time.perf_counter
     rows = []
     generator = torch.Generator().manual_seed(2023)
     for size in sizes:
@@ -217,10 +221,10 @@ def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, w
         times = {name: [] for name in steps}
         for round_ in range(warmup + rounds):
             for name, step in steps.items():
-                started = time.perf_counter()
+                started = clock()
                 step()
                 if round_ >= warmup:
-                    times[name].append(time.perf_counter() - started)
+                    times[name].append(clock() - started)
         base = statistics.median(times[next(iter(LEVERS))])
         printer(f"\n{size}: {config.seconds:g} s clips, {config.n_mels} mels, batch {clips}, "
                 f"{classes} classes")

@@ -370,7 +370,7 @@ def _bench(args) -> int:
     if args.levers is not None:
         batch = args.batch_sizes[0] if args.batch_sizes != [1, 16, 64] else None
         bench.levers(args.levers or ("book", "paper"), batch=batch, rounds=args.repeats,
-                     warmup=args.warmup, threads=args.threads)
+                     warmup=args.warmup, threads=args.threads, cpu_time=args.cpu_time)
         return 0
     bench.bench(args.seconds, args.batch_sizes, args.device, args.threads, args.plain,
                 args.compile, args.repeats, args.warmup, cpu_time=args.cpu_time)

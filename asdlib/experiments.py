@@ -49,15 +49,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asdlib import checkpoints, dcase, evaluate, profiles, runtime, store, synth, train
+from asdlib import baseline, checkpoints, dcase, evaluate, metrics, profiles, runtime, store, synth, train
 from asdlib.profiles import TrainConfig
 
 __all__ = [
+    "AUTOENCODER_LABEL",
     "BOOK_RUNS",
     "MODE_LABELS",
     "MODEL_LABELS",
     "PUBLISHED_DIR",
     "Run",
+    "autoencoder_name",
+    "autoencoder_results",
     "book_runs",
     "check_published",
     "export_run",
@@ -302,6 +305,37 @@ def verify_published(path) -> None:
     verify_files(path, entry["files"], PUBLISHED_DIR / "MANIFEST.json")
 
 
+#: How the tables name the chapter-2 autoencoder.
+AUTOENCODER_LABEL = "DCASE 2020 autoencoder"
+
+
+def autoencoder_name(profile, dataset: dict) -> str:
+    """The folder name of a profile's autoencoder results on a dataset (published or not)."""
+    chosen = profiles.get_profile(profile)
+    return "autoencoder-" + store.key(baseline.cache_inputs(chosen, dataset["hash"],
+                                                             chosen.seeds[0]), length=12)
+
+
+def autoencoder_results(profile=None, data_root=None, progress: bool = True) -> pd.DataFrame:
+    """The chapter-2 autoencoder's results frame on a profile's data, beside whose numbers the
+    networks are compared: published (`publish_runs` publishes it with the runs) or trained now
+    (`asdlib.baseline.load_or_run_baseline`, a few minutes). Paths are relative to the data
+    root, like a published run's.
+    """
+    chosen = profiles.get_profile(profile)
+    if data_root is None:
+        dataset = dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
+        path = PUBLISHED_DIR / autoencoder_name(chosen, dataset)
+        if (path / "scores.csv.gz").is_file():
+            verify_published(path)
+            return pd.read_csv(path / "scores.csv.gz", dtype={"machine_id": str})
+        data_root = synthetic_dataset(chosen, progress=progress)
+    root = Path(data_root).expanduser().resolve()
+    results, _, _ = baseline.load_or_run_baseline(root, chosen, seed=chosen.seeds[0],
+                                                  progress=progress)
+    return results.assign(path=results["path"].str.replace(str(root) + os.sep, "", regex=False))
+
+
 def _published_run(config: TrainConfig, dataset: dict) -> Run | None:
     path = PUBLISHED_DIR / run_hash(config, dataset)
     if not (path / "metrics.json").is_file():
@@ -456,6 +490,8 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
     dest = Path(dest) if dest is not None else PUBLISHED_DIR
     dest.mkdir(parents=True, exist_ok=True)
     wanted = {run_hash(c, dataset): c for c in configs}
+    ae_name = autoencoder_name(chosen, dataset)
+    wanted[ae_name] = None  # the autoencoder beside the networks, published with them
     old = json.loads((dest / "MANIFEST.json").read_text()) if (dest / "MANIFEST.json").is_file() else {}
     others = [e for e in old.get("runs", []) if e.get("profile") != chosen.name]
     entries = [e for e in old.get("runs", []) if e.get("profile") == chosen.name
@@ -479,7 +515,27 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
         return manifest
 
     manifest = write_manifest()
-    todo = [c for name, c in wanted.items() if name not in {e["hash"] for e in entries}]
+    if ae_name not in {e["hash"] for e in entries}:
+        seconds = time.perf_counter()
+        results = autoencoder_results(chosen, root, progress=progress)
+        work = dest / f".{ae_name}.partial"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        write_csv_gz(results, work / "scores.csv.gz")
+        shutil.rmtree(dest / ae_name, ignore_errors=True)
+        os.rename(work, dest / ae_name)
+        average = metrics.per_type_table(results)
+        entries.append({"hash": ae_name, "profile": chosen.name, "label": AUTOENCODER_LABEL,
+                        "model": "autoencoder", "mode": None, "seed": chosen.seeds[0],
+                        "files": {"scores.csv.gz": sha256(dest / ae_name / "scores.csv.gz")},
+                        "epochs": chosen.baseline_epochs,
+                        "train_seconds": time.perf_counter() - seconds,
+                        "average_auc": float(average["per_id_mean_auc"].mean()),
+                        "average_pauc": float(average["per_id_mean_pauc"].mean()),
+                        "machine": machine})
+        manifest = write_manifest()
+    todo = [c for name, c in wanted.items()
+            if c is not None and name not in {e["hash"] for e in entries}]
     bar = runtime.progress_bar(total=len(configs), initial=len(configs) - len(todo),
                                show=progress, desc="published runs", unit="run")
     if progress:
@@ -500,7 +556,7 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
                  "mode": run.config.mode, "seed": run.config.seed, "files": files,
                  "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
                  "average_auc": run.metrics["average"]["auc"],
-                 "average_pauc": run.metrics["average"]["pauc"]}
+                 "average_pauc": run.metrics["average"]["pauc"], "machine": machine}
         entries.append(entry)
         manifest = write_manifest()
         bar.update(1)

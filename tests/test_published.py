@@ -102,7 +102,8 @@ def test_publishing_twice_writes_the_same_bytes(monkeypatch, tmp_path):
     second = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "b", progress=False,
                                       reuse_freed_memory=False)
     assert [e["files"] for e in first["runs"]] == [e["files"] for e in second["runs"]]
-    (entry,) = first["runs"]
+    entry, autoencoder = first["runs"]
+    assert autoencoder["model"] == "autoencoder" and set(autoencoder["files"]) == {"scores.csv.gz"}
     assert set(entry["files"]) == {"config.json", "history.csv", "metrics.json", "scores.csv.gz"}
     assert first["profiles"]["smoke"]["dataset"]["hash"] == second["profiles"]["smoke"]["dataset"]["hash"]
     machine = first["profiles"]["smoke"]["machine"]
@@ -126,12 +127,15 @@ def test_runs_are_published_one_by_one_and_a_stopped_call_resumes(monkeypatch, t
         experiments.publish_runs("smoke", jobs=1, dest=dest, progress=False,
                                  reuse_freed_memory=False, on_published=stop_after_one)
     manifest = json.loads((dest / "MANIFEST.json").read_text())
-    assert [e["hash"] for e in manifest["runs"]] == seen and (dest / seen[0]).is_dir()
+    networks = [e["hash"] for e in manifest["runs"] if e["model"] != "autoencoder"]
+    assert networks == seen and (dest / seen[0]).is_dir()
+    # the autoencoder is published too (before the networks train), beside them
+    assert [e["model"] for e in manifest["runs"]].count("autoencoder") == 1
     later = []
     full = experiments.publish_runs("smoke", jobs=1, dest=dest, progress=False,
                                     reuse_freed_memory=False,
                                     on_published=lambda e: later.append(e["hash"]))
-    assert len(full["runs"]) == 3 and seen[0] not in later and len(later) == 2
+    assert len(full["runs"]) == 4 and seen[0] not in later and len(later) == 2
     assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == sorted(e["hash"] for e in full["runs"])
 
 
@@ -146,7 +150,8 @@ def test_the_gpu_route_publishes_what_the_cpu_route_does(monkeypatch, tmp_path):
     held = experiments.publish_runs("smoke", jobs=2, dest=tmp_path / "gpu", progress=False,
                                     device="cpu", data_on_device=True, synth_workers=2,
                                     reuse_freed_memory=False)
-    for a, b in zip(plain["runs"], held["runs"]):  # the same runs; only the timings differ
+    networks = [[e for e in m["runs"] if e["model"] != "autoencoder"] for m in (plain, held)]
+    for a, b in zip(*networks):  # the same runs; only the timings differ
         assert (a["files"]["scores.csv.gz"], a["average_auc"], a["epochs"]) == (
             b["files"]["scores.csv.gz"], b["average_auc"], b["epochs"])
         columns = ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "best"]
@@ -163,6 +168,7 @@ def test_every_published_run_of_every_profile_matches_the_current_code():
         dataset = dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
         assert published["dataset"]["hash"] == dataset["hash"], f"{name}: {REFRESH}"
         wanted = {experiments.run_hash(c, dataset) for c in experiments.book_runs(chosen)}
+        wanted.add(experiments.autoencoder_name(chosen, dataset))
         stale = [e["hash"] for e in MANIFEST["runs"] if e["profile"] == name and e["hash"] not in wanted]
         assert not stale, f"{name}: published runs the code no longer trains: {stale}: {REFRESH}"
 
@@ -179,3 +185,16 @@ def test_a_profile_name_is_a_label_not_part_of_a_run_key():
     assert a.profile != b.profile and experiments.run_hash(a, fingerprint[0]) == experiments.run_hash(b, fingerprint[1])
     c = profiles.TrainConfig.from_profile(book, model="stgram", mode="arcface", lr=0.002)
     assert experiments.run_hash(c, fingerprint[0]) != experiments.run_hash(a, fingerprint[0])
+
+
+def test_the_autoencoder_is_published_beside_the_book_runs(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a published autoencoder must not be trained")
+
+    monkeypatch.setattr("asdlib.baseline.load_or_run_baseline", forbidden)
+    results = experiments.autoencoder_results("book")
+    entry = next(e for e in MANIFEST["runs"] if e["profile"] == "book" and e["model"] == "autoencoder")
+    from asdlib import metrics
+
+    assert metrics.per_type_table(results)["per_id_mean_auc"].mean() == pytest.approx(entry["average_auc"])
+    assert not results["path"].str.startswith("/").any()
