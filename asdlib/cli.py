@@ -223,8 +223,9 @@ def _train_options(add) -> None:
         help="peak learning rate, in (0, 1] (default: the profile's)")
     add("--seconds", type=seconds_float, default=None,
         help="clip length in seconds (default: the profile's; 10 for the real data)")
-    add("--amp", choices=profiles.AMP_CHOICES, default="auto",
-        help="mixed precision on CUDA (default auto: bf16, else fp16 with a scaler)")
+    add("--amp", choices=profiles.AMP_CHOICES, default=None,
+        help="arithmetic (default: the profile's; auto: float32 on a CPU, bf16 or fp16 with a "
+             "scaler on a GPU; bf16: also on a CPU, with float32 islands)")
     _speed_options(add)
     add("--workers", type=workers_int, default=0, help="DataLoader worker processes (default 0)")
     add("--compile", action="store_true",
@@ -236,10 +237,10 @@ def _train_options(add) -> None:
 def _train(args) -> int:
     if args.reuse_freed_memory:
         runtime.reuse_freed_memory()
-    names = ("seed", "num_epochs", "batch_size", "lr", "seconds", "patience")
+    names = ("seed", "num_epochs", "batch_size", "lr", "seconds", "patience", "amp")
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = profiles.TrainConfig.from_profile(args.profile, model=args.model, mode=args.mode,
-                                               amp=args.amp, **overrides)
+                                               **overrides)
     history = train.train(config, args.data, args.out, device=args.device,
                           progress=not args.quiet, num_workers=args.workers,
                           compile_model=args.compile)

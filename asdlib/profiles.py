@@ -80,6 +80,9 @@ class Recipe:
     # stop once the validation loss has not improved for `patience` epochs (None: train all
     # `num_epochs`, as the authors do); the best epoch's checkpoint is kept either way
     patience: int | None = None
+    # --- arithmetic (`asdlib.runtime.autocast_dtype`): "auto" is float32 on a CPU and bf16 (or
+    # fp16 with a scaler) on a GPU; "bf16" also on a CPU, with float32 islands
+    amp: str = "auto"
 
     @property
     def num_samples(self) -> int:
@@ -194,6 +197,12 @@ PROFILES = {
         batch_size=16,
         lr=1e-3,
         seeds=(0, 1, 2, 3, 4, 5),
+        # bfloat16 with float32 islands (asdlib.models.float32_islands): on a CPU with native
+        # bfloat16 (the book's AMD EPYC: avx512_bf16) a training step of these sizes costs 0.69x
+        # the CPU time of float32 (`python -m asdlib bench --levers book --cpu-time`), and a
+        # bf16 run tracks its float32 twin (README, "The faster step"). Other CPUs compute the
+        # same bfloat16 arithmetic without the instructions, more slowly; a GPU uses its own.
+        amp="bf16",
         toy_epochs=40,
         baseline_epochs=12,
     ),
@@ -261,7 +270,6 @@ class TrainConfig(Recipe):
     seed: int = 2023
     profile: str = "paper"
     sub_centers: int = 1
-    amp: str = "auto"
 
     def __post_init__(self):
         if self.model not in models.MODELS:
