@@ -623,7 +623,7 @@ def plot_training_curves(history, columns, ylabel, title=None, mark_best=True, a
     return ax
 
 
-def plot_angle_distributions(angles, bins=30, title=None, ax=None):
+def plot_angle_distributions(angles, bins=30, title=None, ax=None, medians_only=None):
     """Histograms of angles (radians in, degrees drawn) on shared bins, with their medians.
 
     Unlike :func:`plot_angle_histograms` (fixed 0-180 degree bins, chapters 4-7), the bins
@@ -631,10 +631,12 @@ def plot_angle_distributions(angles, bins=30, title=None, ax=None):
     (chapter 9).
 
     Args:
-        angles: ``{label: [clips] angles in radians}``.
+        angles: ``{label: [clips] angles in radians}``, drawn as histograms.
         bins: number of bins, shared by all histograms.
         title: Axes title.
         ax: the Axes to draw into (default: a new figure).
+        medians_only: ``{label: [clips] angles}`` drawn only as their median (a dotted line),
+            e.g. the training clips, whose narrow peak would set the y-scale for the others.
 
     Returns:
         The Axes.
@@ -648,23 +650,28 @@ def plot_angle_distributions(angles, bins=30, title=None, ax=None):
         ax.hist(values, bins=edges, density=True, histtype="step", lw=1.6, color=color,
                 label=f"{label} ({len(values)}, median {np.median(values):.1f}°)")
         ax.axvline(np.median(values), color=color, ls="--", lw=1)
+    for label, values in (medians_only or {}).items():
+        median = float(np.median(np.degrees(_numpy(values))))
+        ax.axvline(median, color="0.3", ls=":", lw=1.2, label=f"{label}: median {median:.1f}°")
     ax.set_xlabel(r"angle to the own class $\theta_y$ (degrees)")
     ax.set_ylabel("density")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
     return ax
 
 
 def plot_embedding_map(xy, groups, anomalous, title=None, ax=None):
-    """A 2-D map of embeddings (e.g. UMAP): colour = group (machine ID), marker = label.
+    """A 2-D map of embeddings (e.g. UMAP): colour = machine type, one label per machine ID.
 
-    Normal clips are dots, anomalous clips crosses; every group gets its own colour (from a
-    qualitative palette with as many colours as groups) (chapter 9).
+    Normal clips are small faded dots in their type's colour; anomalous clips are triangles in
+    the same colour with a black edge, so that an anomaly lying inside the cluster of its own
+    machine stands out. Every machine ID is labelled at the median of its normal clips with its
+    number; the legend names the types (chapter 9).
 
     Args:
         xy: ``[clips, 2]`` map coordinates.
-        groups: ``[clips]`` group of each clip, e.g. ``"fan id_00"``.
+        groups: ``[clips]`` group of each clip, ``"<type> id_XX"`` (a plain name is its own type).
         anomalous: ``[clips]`` 1 (or True) for an anomalous clip, 0 for a normal one.
         title: Axes title.
         ax: the Axes to draw into (default: a new square figure).
@@ -672,8 +679,6 @@ def plot_embedding_map(xy, groups, anomalous, title=None, ax=None):
     Returns:
         The Axes.
     """
-    import seaborn as sns
-
     ax = _new_axes(ax, figsize=(5, 5))
     xy = _numpy(xy)
     groups = np.asarray(groups)
@@ -681,19 +686,27 @@ def plot_embedding_map(xy, groups, anomalous, title=None, ax=None):
     if not (len(xy) == len(groups) == len(anomalous)) or xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"xy must be [clips, 2] and groups, anomalous [clips]; got {xy.shape}, "
                          f"{groups.shape}, {anomalous.shape}")
-    names = list(dict.fromkeys(groups.tolist()))
-    palette = sns.color_palette("husl", len(names))
-    for name, color in zip(names, palette):
-        mine = groups == name
-        ax.scatter(*xy[mine & ~anomalous].T, s=9, color=color, alpha=0.75, lw=0)
-        ax.scatter(*xy[mine & anomalous].T, s=16, color=color, marker="x", lw=0.9, alpha=0.9)
-    # Legend for the markers only (one colour per group would not fit)
-    ax.scatter([], [], s=9, color="grey", label="normal")
-    ax.scatter([], [], s=16, color="grey", marker="x", label="anomalous")
-    ax.legend(fontsize=8, loc="best")
+    types = np.array([str(g).split(" ")[0] for g in groups])
+    order = metrics.type_order(set(types.tolist()))
+    colours = {t: f"C{k % 10}" for k, t in enumerate(order)}
+    for machine_type in order:
+        mine = types == machine_type
+        ax.scatter(*xy[mine & ~anomalous].T, s=8, color=colours[machine_type], alpha=0.35, lw=0,
+                   label=machine_type)
+        ax.scatter(*xy[mine & anomalous].T, s=22, color=colours[machine_type], marker="^",
+                   edgecolors="k", linewidths=0.5)
+    for name in dict.fromkeys(groups.tolist()):
+        normal = (groups == name) & ~anomalous
+        if normal.any():
+            x, y = np.median(xy[normal], axis=0)
+            ax.text(x, y, str(name).split("_")[-1], fontsize=7, ha="center", va="center",
+                    fontweight="bold", color="k")
+    ax.scatter([], [], s=22, color="white", marker="^", edgecolors="k", linewidths=0.5,
+               label="anomalous (type's colour)")
+    ax.legend(fontsize=7, loc="best", markerscale=1.5)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title or f"{len(names)} groups (colours)", fontsize=10)
+    ax.set_title(title or f"{len(set(groups.tolist()))} machine IDs", fontsize=10)
     return ax
 
 
@@ -707,7 +720,7 @@ def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
             drawn as error bars (or None).
         metric: ``"AUC"`` or ``"pAUC"``.
         paper: optional table of the same layout (``asdlib.tables.published``); its
-            rows with the same names as ``mean`` are drawn as black diamonds.
+            rows with the same names as ``mean`` are drawn as diamonds in the bar's colour.
         ax: the Axes to draw into (default: a new wide figure).
 
     Returns:
@@ -729,12 +742,18 @@ def plot_ablation(mean, std=None, metric="AUC", paper=None, ax=None):
                label=str(method), error_kw={"lw": 0.8})
         if paper is not None and method in paper.index:
             published = [paper.loc[method].get((t, metric), np.nan) for t in types]
-            ax.scatter(shift, published, marker="D", s=14, color="black", zorder=3,
-                       label=paper_label)
+            # In the bar's own colour with a black edge: whose number it is stays readable
+            ax.scatter(shift, published, marker="D", s=22, color=f"C{k % 10}", edgecolors="k",
+                       linewidths=0.8, zorder=3, label=paper_label)
             # One legend entry for all the paper's diamonds
             paper_label = None
-    low = np.nanmin(mean.xs(metric, axis=1, level=1).to_numpy())
-    ax.set_ylim(max(0.0, min(50.0, low - 5)), 100)
+    shown = [mean.xs(metric, axis=1, level=1).to_numpy()]
+    if paper is not None:
+        shown.append(paper.reindex(methods).xs(metric, axis=1, level=1).to_numpy(dtype=float))
+    low = min(np.nanmin(v) for v in shown)
+    high = max(np.nanmax(v) for v in shown)
+    # Up to 100 %, and past it when the paper's numbers or the bars reach it: nothing clipped
+    ax.set_ylim(max(0.0, min(50.0, low - 5)), max(100.0, high + 2))
     ax.axhline(50, color="grey", ls="--", lw=0.8)
     ax.set_xticks(places, types)
     ax.set_ylabel(f"{metric} (%)")
