@@ -48,7 +48,9 @@ def test_the_published_files_are_the_manifests_and_small():
             total += len(data)
             assert hashlib.sha256(data).hexdigest() == digest, f"{folder / name} changed: {REFRESH}"
         assert not any(name.endswith(".pt") for name in found)  # no checkpoints
-    assert total < 20e6, f"published runs take {total / 1e6:.1f} MB (at most 20 MB)"
+    # Issue 16's budget: about 30 MB in all (every Colab reader installs them). The evidence
+    # profile's runs take about 24 MB when complete, the book profile's about 7 MB.
+    assert total < 32e6, f"published runs take {total / 1e6:.1f} MB (at most 32 MB)"
 
 
 def test_load_or_train_reads_a_published_run_without_training(monkeypatch):
