@@ -30,7 +30,7 @@ Running experiments:
 - ``asdlib.curve``       - the learning curve of the two reference models, published in ``asdlib/evidence`` (ch. 2)
 - ``asdlib.train``       - the orchestration around the loop: data, resume, checkpoints, data-parallel (behind ``asdlib.experiments``)
 - ``asdlib.evaluate``    - anomaly scores, thresholds, DCASE score files, embeddings (behind ``asdlib.experiments``)
-- ``asdlib.checkpoints`` - the files of a run folder and the one ``load_model`` (behind ``asdlib.experiments``)
+- ``asdlib.runfolder``   - a run's folder: its key, files and checkpoints, ``Run``, the one ``load_model`` (behind ``asdlib.experiments``)
 - ``asdlib.store``       - inputs -> hash -> folder, built once, safe for two processes (behind every cache)
 - ``asdlib.bench``       - speed figures (ch. 11)
 - ``asdlib.runtime``     - the home folder, the device, atomic writes, progress bars, the setup report (every chapter)

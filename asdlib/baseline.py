@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asdlib import audio, dcase, layout, metrics, profiles, runtime, store, synth
+from asdlib import audio, dcase, layout, metrics, profiles, runfolder, runtime, synth
 from asdlib.features import LogMel
 
 __all__ = [
@@ -469,7 +469,7 @@ CACHE_VERSION = 1
 
 def cache_inputs(profile, dataset_hash: str, seed: int) -> dict:
     """What the autoencoders of `load_or_run_baseline` are a function of: the recipe, the clip
-    length, the seed and the data. `asdlib.store.key` of it names their folder (and their
+    length, the seed and the data. `asdlib.runfolder.build_once` names their folder by it (and their
     published results, `asdlib.experiments.autoencoder_results`)."""
     profile = profiles.get_profile(profile)
     return {"version": CACHE_VERSION, "settings": {"num_epochs": profile.baseline_epochs,
@@ -512,8 +512,7 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
         runtime.save_atomic({machine_type: {"input_dim": model.input_dim, "state": model.state_dict()}
                              for machine_type, model in models.items()}, work / "models.pt")
 
-    folder = store.folder(runtime.home() / "baseline", store.key(key, length=12), build,
-                          description="the chapter-2 autoencoders")
+    folder = runfolder.build_once("baseline", key, build, "the chapter-2 autoencoders")
     results = pd.read_csv(folder / "results.csv", dtype={"machine_id": str})
     results["path"] = [str(root / path) for path in results["path"]]
     losses = json.loads((folder / "losses.json").read_text())

@@ -14,7 +14,7 @@ clips and batches of 1, 16 and 64 clips, on the current device:
 
 Two set-ups, both float32 with the same architecture and maths, both asdlib's code:
 
-- default: the set-up of `asdlib.train`: channels-last (NHWC) memory layout (`train.speed_up`)
+- default: the set-up of `asdlib.train`: channels-last (NHWC) memory layout (`models.speed_up`)
   and AdamW with `foreach=True` (one update over all tensors);
 - `--plain`: asdlib with PyTorch's defaults instead: NCHW layout, per-tensor AdamW. This is NOT
   the authors' code; it shows what the two speed settings are worth. (Comparing with the
@@ -41,7 +41,7 @@ import time
 
 import torch
 
-from asdlib import loop, models, profiles, runtime, train
+from asdlib import loop, models, profiles, runtime
 from asdlib.profiles import TrainConfig
 
 __all__ = ["LEVERS", "bench", "levers", "time_it"]
@@ -114,7 +114,7 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=Non
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(2023)
             model = config.build_model(num_classes)
-        model = train.speed_up(model.to(device), channels_last=not plain,
+        model = models.speed_up(model.to(device), channels_last=not plain,
                                compile_model=compile_model)
         logmel_fn = config.build_logmel().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=not plain)
@@ -205,7 +205,7 @@ def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, w
                 torch.manual_seed(2023)
                 model = config.build_model(classes)
             amp_dtype = torch.bfloat16 if lever.get("bf16") else None
-            model = train.speed_up(model.to(device), lever.get("channels_last", True),
+            model = models.speed_up(model.to(device), lever.get("channels_last", True),
                                    amp_dtype=amp_dtype if lever.get("islands", True) else None,
                                    device_type=device.type)
             optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)

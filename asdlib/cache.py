@@ -332,3 +332,14 @@ def cached_dataset(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE
     """
     path = build_cache(index, cache_dir, num_samples, sample_rate, **options)
     return open_cache(path, with_logmel=with_logmel)
+
+
+def clip_dataset(index: pd.DataFrame, num_samples: int, class_map: dict, progress: bool = True):
+    """The clips of `index` from the clip cache under ``<ASDLIB_HOME>/cache`` (how training and
+    scoring read a data root).
+
+    Returns:
+        A `ClipDataset`: item ``i`` is ``(wav [samples] float32, label, i)``.
+    """
+    return cached_dataset(index, runtime.home() / "cache", num_samples, SAMPLE_RATE,
+                          class_map=class_map, progress=progress)

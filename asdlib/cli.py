@@ -30,7 +30,6 @@ import pandas as pd
 
 from asdlib import (
     bench,
-    checkpoints,
     classroom,
     curve,
     dcase,
@@ -41,6 +40,7 @@ from asdlib import (
     metrics,
     models,
     profiles,
+    runfolder,
     runtime,
     synth,
     tables,
@@ -241,12 +241,12 @@ def _train(args) -> int:
     overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     config = profiles.TrainConfig.from_profile(args.profile, model=args.model, mode=args.mode,
                                                **overrides)
-    history = train.train(config, args.data, args.out, device=args.device,
-                          progress=not args.quiet, num_workers=args.workers,
-                          compile_model=args.compile)
+    setup = train.Setup(device=args.device, progress=not args.quiet, num_workers=args.workers,
+                        compile_model=args.compile)
+    history = train.train(config, args.data, args.out, setup)
     if history is None:  # not rank 0 of a distributed run
         return 0
-    info = checkpoints.read_run_info(args.out)
+    info = runfolder.read_run_info(args.out)
     best = history.loc[history["val_loss"].idxmin()]
     chance = 100 / len(info["class_map"])
     print(f"trained {config.summary()}\n  on {info['dataset']['description']}\n"

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asdlib import baseline, evaluate, experiments, layout, profiles, runtime, synth, tables
+from asdlib import baseline, evaluate, experiments, layout, profiles, runtime, synth, tables, train
 from asdlib.profiles import TrainConfig
 
 __all__ = ["CURVE", "EVIDENCE_DIR", "CurvePoint", "curve_table", "publish_curve", "read_point", "trend"]
@@ -123,7 +123,7 @@ def _job(job) -> dict:
         baseline.load_or_run_baseline(root, profile, seed=profile.seeds[0], progress=False)
     else:
         config = TrainConfig.from_profile(profile, model=NETWORK[0], mode=NETWORK[1])
-        experiments.load_or_train(config, root, progress=False)
+        experiments.load_or_train(config, root, setup=train.Setup(progress=False))
     return {"kind": kind, "name": point.name, "seconds": time.perf_counter() - started}
 
 
@@ -132,7 +132,7 @@ def _export_point(point: CurvePoint, dest: Path, seconds: dict) -> dict:
     profile = point.profile()
     root = experiments.synthetic_dataset(profile, progress=False)
     config = TrainConfig.from_profile(profile, model=NETWORK[0], mode=NETWORK[1])
-    run = experiments.load_or_train(config, root, progress=False)
+    run = experiments.load_or_train(config, root, setup=train.Setup(progress=False))
     experiments.export_run(run, root, dest / "network", embeddings=False)
     if point.ids == "dev":
         results, _, _ = baseline.load_or_run_baseline(root, profile, seed=profile.seeds[0],

@@ -41,8 +41,9 @@ import pandas as pd
 import pooch
 import requests
 
-from asdlib import runtime
-from asdlib.layout import ALL_IDS, DEV_IDS, MACHINE_TYPES, parse_filename, reference_class_map
+from asdlib import runtime, store
+from asdlib.layout import (ALL_IDS, DEV_IDS, MACHINE_TYPES, SYNTH_INFO, parse_filename,
+                           reference_class_map)
 
 #: Short names of the three parts of the data, in download order.
 SUBSETS = ("dev", "add", "eval")
@@ -507,7 +508,7 @@ def content_digest(root, index: pd.DataFrame | None = None, progress: bool = Fal
     root = Path(root).absolute()
     index = build_index(root) if index is None else index
     listing = _listing(root, index["path"])
-    name = hashlib.sha256(json.dumps([DIGEST_VERSION, str(root)]).encode()).hexdigest()[:16]
+    name = store.key([DIGEST_VERSION, str(root)])
     cache = runtime.home() / "fingerprints" / f"{name}.json"
     try:
         kept = json.loads(cache.read_text())
@@ -556,7 +557,7 @@ def dataset_fingerprint(root, progress: bool = False) -> dict:
                                 "DCASE layout: <root>/<machine_type>/{train,test}/*.wav)")
     index = build_index(root)
     digest = content_digest(root, index, progress)
-    info_path = root / "synth_info.json"
+    info_path = root / SYNTH_INFO
     info = None
     if info_path.is_file():
         try:
@@ -578,11 +579,9 @@ def synthetic_fingerprint(info: dict) -> dict:
     Neither the digest of the clips (``content``: it checks the clips, the options name them)
     nor the profile's name (a label: two profiles that ask for the same clips get the same
     ones) is part of it."""
-    text = json.dumps({k: v for k, v in info.items() if k not in ("content", "profile")},
-                      sort_keys=True)
     description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
                    f"{info.get('profile')}, seed {info.get('seed')}, "
                    f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
                    f"{len(info.get('types', []))} types)")
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = store.key({k: v for k, v in info.items() if k not in ("content", "profile")})
     return {"kind": "synthetic", "hash": digest, "description": description}

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from scipy import special, stats
 from torch.utils.data import DataLoader
 
-from asdlib import checkpoints, dcase, loop, losses, metrics, runtime, train
+from asdlib import cache, dcase, loop, losses, metrics, models, runfolder, runtime
 from asdlib.profiles import TrainConfig
 
 __all__ = [
@@ -294,7 +294,7 @@ def write_dcase_files(scores: pd.DataFrame, folder) -> list:
 
 def read_metrics(folder) -> dict:
     """The `metrics.json` of a run folder (or of an `eval_<score>` folder)."""
-    path = Path(folder) / "metrics.json"
+    path = Path(folder) / runfolder.METRICS
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: evaluate the run first "
                                 "(python -m asdlib evaluate --run FOLDER)")
@@ -359,18 +359,18 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
         ValueError: a damaged checkpoint.
     """
     run_dir = Path(run_dir)
-    info = checkpoints.read_run_info(run_dir)
-    checkpoint = checkpoints.load_checkpoint(checkpoints.checkpoint_path(run_dir, which))
+    info = runfolder.read_run_info(run_dir)
+    checkpoint = runfolder.load_checkpoint(runfolder.checkpoint_path(run_dir, which))
     data_root = Path(data_root if data_root is not None else info["data_root"]).expanduser().resolve()
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} does not exist (the run was trained on "
                                 f"{info['data_root']}; pass --data to evaluate elsewhere)")
     device = runtime.device(device)
     config = TrainConfig.from_dict(checkpoint["config"])
-    cmap = checkpoints.class_map_from_json(checkpoint["class_map"])
-    model = checkpoints.model_from_checkpoint(checkpoint, device)
+    cmap = runfolder.class_map_from_json(checkpoint["class_map"])
+    model = runfolder.model_from_checkpoint(checkpoint, device)
     amp_dtype = runtime.autocast_dtype(config.amp, device)
-    model = train.speed_up(model, amp_dtype=amp_dtype, device_type=device.type)  # as trained
+    model = models.speed_up(model, amp_dtype=amp_dtype, device_type=device.type)  # as trained
     dataset = dcase.dataset_fingerprint(data_root)
 
     # ---- the clips: training clips (thresholds, class centres) and test clips
@@ -394,7 +394,7 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
     logmel_fn = config.build_logmel().to(device)
     embeddings, labels, rows = {}, {}, {}
     for split, split_index in parts.items():
-        clips = train.clip_dataset(split_index, config, cmap, progress)
+        clips = cache.clip_dataset(split_index, config.num_samples, cmap, progress)
         loader = DataLoader(clips, batch_size=batch_size, shuffle=False)
         embeddings[split] = loop.embed(model, loader, logmel_fn, device, amp_dtype, progress,
                                        desc=f"embedding {split} clips")
@@ -496,15 +496,15 @@ def write_outputs(out_dir, scored: ScoredRun, test: pd.DataFrame, result: dict) 
     """Write `scores.csv`, the DCASE files, `embeddings.csv` / `.npz` and, last, `metrics.json`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    runtime.write_text_atomic(test.to_csv(index=False), out_dir / "scores.csv")
-    write_dcase_files(test, out_dir / "dcase")
+    runtime.write_text_atomic(test.to_csv(index=False), out_dir / runfolder.SCORES)
+    write_dcase_files(test, out_dir / runfolder.DCASE_FILES)
     both = pd.concat([scored.frames["train"], scored.frames["test"]], ignore_index=True)
     embedding = np.concatenate([scored.embeddings["train"], scored.embeddings["test"]])
     table = both[["path", "split", "machine_type", "machine_id", "label", "class_index"]].copy()
     table["angle"] = both["score_angle"].to_numpy()
     table["angle_mean"] = both["score_angle_mean"].to_numpy()
-    runtime.write_text_atomic(table.to_csv(index=False), out_dir / "embeddings.csv")
-    with runtime.atomic_path(out_dir / "embeddings.npz") as tmp:  # tmp keeps the .npz suffix
+    runtime.write_text_atomic(table.to_csv(index=False), out_dir / runfolder.EMBEDDINGS_TABLE)
+    with runtime.atomic_path(out_dir / runfolder.EMBEDDINGS) as tmp:  # tmp keeps the .npz suffix
         np.savez_compressed(tmp, embedding=embedding.astype(np.float32),
                             angle=table["angle"].to_numpy(), angle_mean=table["angle_mean"].to_numpy(),
                             path=table["path"].to_numpy(dtype=str),
@@ -514,7 +514,7 @@ def write_outputs(out_dir, scored: ScoredRun, test: pd.DataFrame, result: dict) 
                             label=table["label"].to_numpy(), class_index=table["class_index"].to_numpy(),
                             class_weight=scored.class_weight)
     runtime.write_text_atomic(json.dumps(result, indent=1, default=_json_default) + "\n",
-                              out_dir / "metrics.json")
+                              out_dir / runfolder.METRICS)
 
 
 def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", out_dir=None,

@@ -13,7 +13,7 @@ needs the same run as another reads it; a rebuilt book with a warm cache trains 
     >>> run = load_or_train(TrainConfig.from_profile("book", mode="noisy_arcmix"))  # doctest: +SKIP
     >>> run.metrics["average"]["auc"], run.history.tail(1), run.scores.head()      # doctest: +SKIP
 
-`Run` gives the results as plain objects: the config, the per-epoch history and the per-clip
+`asdlib.runfolder.Run` gives the results as plain objects: the config, the per-epoch history and the per-clip
 scores as DataFrames, the metrics dict, the embeddings, and the trained model on demand.
 
 **Published runs.** The book profile's runs of chapters 8-11 take hours on a 2-core CPU, so they
@@ -24,7 +24,7 @@ runs the figures need, the embeddings; no checkpoints) ship inside the package u
 and dataset fingerprint) matches, and trains otherwise; a test fails when a published run no
 longer matches the code (it names `make runs`).
 
-Both the runs and the synthetic datasets are `asdlib.store` folders: two processes (two
+Both the runs (`asdlib.runfolder.build_once`) and the synthetic datasets are `asdlib.store` folders: two processes (two
 notebooks of a classroom sharing `ASDLIB_HOME`) that want the same run train it once; the
 second waits and reads it. The tables of runs in the paper's layout are in `asdlib.tables`.
 """
@@ -49,16 +49,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asdlib import baseline, checkpoints, dcase, evaluate, metrics, profiles, runtime, store, synth, train
+from asdlib import baseline, dcase, evaluate, metrics, profiles, runfolder, runtime, store, synth, train
 from asdlib.profiles import TrainConfig
 
 __all__ = [
     "AUTOENCODER_LABEL",
     "BOOK_RUNS",
-    "MODE_LABELS",
-    "MODEL_LABELS",
     "PUBLISHED_DIR",
-    "Run",
     "autoencoder_name",
     "autoencoder_results",
     "book_runs",
@@ -68,24 +65,12 @@ __all__ = [
     "open_run",
     "publish_runs",
     "published_manifest",
-    "run_hash",
-    "run_label",
     "sha256",
     "synthetic_dataset",
     "verify_files",
     "verify_published",
     "write_csv_gz",
 ]
-
-#: How the paper names the networks and the losses (its table rows read "TASTgram (NAMix)").
-MODEL_LABELS = {"tastgram": "TASTgram", "stgram": "STgram"}
-MODE_LABELS = {"arcface": "ArcFace", "mixup": "Mixup", "arcmix": "ArcMix", "noisy_arcmix": "NAMix"}
-
-
-def run_label(config: TrainConfig) -> str:
-    """The paper's name of a run: `TASTgram (NAMix)`, `STgram (ArcFace)`, ..."""
-    return f"{MODEL_LABELS[config.model]} ({MODE_LABELS[config.mode]})"
-
 
 def synthetic_dataset(profile: "str | profiles.Profile | None" = None, seed: int | None = None,
                       types=None, progress: bool = True, workers: int = 1) -> Path:
@@ -117,116 +102,13 @@ def synthetic_dataset(profile: "str | profiles.Profile | None" = None, seed: int
                         description=f"the synthetic dataset {name}")
 
 
-def run_hash(config: TrainConfig, dataset: dict) -> str:
-    """The folder name of a run: a hash of its config and its dataset fingerprint.
-
-    The config's `profile` is a label, not an input: two profiles with the same recipe and the
-    same data train the same run (so a profile can be renamed without training anything).
-    """
-    inputs = {k: v for k, v in config.to_dict().items() if k != "profile"}
-    return store.key({"config": inputs, "dataset": dataset["hash"]}, length=12)
-
-
-@dataclasses.dataclass
-class Run:
-    """The results of one training run, read from its folder.
-
-    Attributes:
-        path: the run folder.
-        config: its `TrainConfig`.
-        info: its `config.json` (data root, dataset fingerprint, class map).
-    """
-
-    path: Path
-    config: TrainConfig
-    info: dict
-
-    @property
-    def label(self) -> str:
-        """`TASTgram (NAMix)` etc., as in the paper's tables."""
-        return run_label(self.config)
-
-    @property
-    def dataset(self) -> str:
-        """One line naming the data the run was trained and evaluated on."""
-        return self.info["dataset"]["description"]
-
-    @functools.cached_property
-    def history(self) -> pd.DataFrame:
-        """One row per epoch: epoch, train_loss, val_loss, val_accuracy, lr, seconds, best."""
-        return pd.read_csv(self.path / "history.csv")
-
-    @property
-    def published(self) -> bool:
-        """Whether the run was read from the published runs (`asdlib/published`)."""
-        return not (self.path / "scores.csv").is_file() and (self.path / "scores.csv.gz").is_file()
-
-    @functools.cached_property
-    def scores(self) -> pd.DataFrame:
-        """One row per test clip: path, machine_type, machine_id, label (1 anomaly, 0 normal),
-        score (the authors' score), every alternative score, threshold, decision. (Published
-        runs give the path relative to the data root.)"""
-        name = "scores.csv" if (self.path / "scores.csv").is_file() else "scores.csv.gz"
-        return pd.read_csv(self.path / name, dtype={"machine_id": str})
-
-    @functools.cached_property
-    def metrics(self) -> dict:
-        """The content of `metrics.json` (see `asdlib.evaluate.evaluate`)."""
-        return json.loads((self.path / "metrics.json").read_text())
-
-    @functools.cached_property
-    def embeddings(self) -> dict:
-        """Embeddings and angles of every training and test clip (`embeddings.npz` as a dict):
-        embedding `[clips, 128]`, angle, angle_mean, path, split, machine_type, machine_id,
-        label, class_index, class_weight `[classes, 128]`. A published run has them only if
-        a figure of the book needs them (`BOOK_RUNS`), stored as float16."""
-        path = self.path / "embeddings.npz"
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{self.label} seed {self.config.seed} was published without its embeddings "
-                f"(only the runs of the figures keep them); train it yourself with "
-                f"load_or_train(config, published=False)")
-        with np.load(path) as data:
-            out = {key: data[key] for key in data.files}
-        out["embedding"] = out["embedding"].astype(np.float32)
-        return out
-
-    def results_frame(self, score: str = "score") -> pd.DataFrame:
-        """The labelled test clips as a `asdlib.metrics` results frame (score column `score`)."""
-        frame = self.scores[self.scores["label"] >= 0]
-        return frame.assign(score=frame[score])
-
-    def model(self, which: str = "best", device=None):
-        """The trained network (eval mode) from its "best" or "last" checkpoint (not for a
-        published run: those keep no checkpoint)."""
-        if self.published:
-            raise FileNotFoundError(f"{self.label} seed {self.config.seed} is a published run: it "
-                                    "keeps no checkpoint; load_or_train(config, published=False) "
-                                    "trains it here")
-        return checkpoints.load_model(self.path, which, device)
-
-    def summary(self) -> str:
-        """One line: the run, its average AUC / pAUC, the profile and the data."""
-        average = self.metrics.get("average", {})
-        return (f"{self.label} seed {self.config.seed}: AUC {100 * average.get('auc', np.nan):.2f} "
-                f"pAUC {100 * average.get('pauc', np.nan):.2f} (per-ID mean) | "
-                f"profile={self.config.profile} | {self.dataset}"
-                + (" | published run" if self.published else ""))
-
-    def __repr__(self) -> str:
-        return f"Run({self.label}, seed={self.config.seed}, path={str(self.path)!r})"
-
-
-def open_run(path) -> Run:
-    """The `Run` of a finished, evaluated run folder (a published one is verified first)."""
+def open_run(path) -> runfolder.Run:
+    """`asdlib.runfolder.open_run`, checking a published run's files against its manifest
+    first (`verify_published`)."""
     path = Path(path)
     if path.resolve().parent == PUBLISHED_DIR.resolve():
         verify_published(path)
-    info = checkpoints.read_run_info(path)
-    if not (path / "metrics.json").is_file():
-        raise FileNotFoundError(f"run folder {path} has no metrics.json: evaluate it first "
-                                "(python -m asdlib evaluate --run FOLDER)")
-    return Run(path, TrainConfig.from_dict(info["config"]), info)
+    return runfolder.open_run(path)
 
 
 #: The runs of the book's chapters 8-11, for the profiles whose runs are published:
@@ -313,7 +195,8 @@ def autoencoder_name(profile, dataset: dict) -> str:
     """The folder name of a profile's autoencoder results on a dataset (published or not)."""
     chosen = profiles.get_profile(profile)
     return "autoencoder-" + store.key(baseline.cache_inputs(chosen, dataset["hash"],
-                                                             chosen.seeds[0]), length=12)
+                                                             chosen.seeds[0]),
+                                      length=runfolder.KEY_LENGTH)
 
 
 def autoencoder_results(profile=None, data_root=None, progress: bool = True) -> pd.DataFrame:
@@ -326,9 +209,9 @@ def autoencoder_results(profile=None, data_root=None, progress: bool = True) -> 
     if data_root is None:
         dataset = dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
         path = PUBLISHED_DIR / autoencoder_name(chosen, dataset)
-        if (path / "scores.csv.gz").is_file():
+        if (path / runfolder.SCORES_PUBLISHED).is_file():
             verify_published(path)
-            return pd.read_csv(path / "scores.csv.gz", dtype={"machine_id": str})
+            return pd.read_csv(path / runfolder.SCORES_PUBLISHED, dtype={"machine_id": str})
         data_root = synthetic_dataset(chosen, progress=progress)
     root = Path(data_root).expanduser().resolve()
     results, _, _ = baseline.load_or_run_baseline(root, chosen, seed=chosen.seeds[0],
@@ -336,15 +219,15 @@ def autoencoder_results(profile=None, data_root=None, progress: bool = True) -> 
     return results.assign(path=results["path"].str.replace(str(root) + os.sep, "", regex=False))
 
 
-def _published_run(config: TrainConfig, dataset: dict) -> Run | None:
-    path = PUBLISHED_DIR / run_hash(config, dataset)
-    if not (path / "metrics.json").is_file():
+def _published_run(config: TrainConfig, dataset: dict) -> runfolder.Run | None:
+    path = PUBLISHED_DIR / runfolder.key(config, dataset)
+    if not (path / runfolder.METRICS).is_file():
         return None
     verify_published(path)
-    return Run(path, config, checkpoints.read_run_info(path))
+    return runfolder.Run(path, config, runfolder.read_run_info(path))
 
 
-def _dataset_of(config: TrainConfig, data_root, progress: bool):
+def _dataset_of(config: TrainConfig, data_root):
     """(data root or None, fingerprint): the default synthetic data is named without generating it."""
     if data_root is not None:
         root = Path(data_root).expanduser().resolve()
@@ -353,43 +236,41 @@ def _dataset_of(config: TrainConfig, data_root, progress: bool):
     return None, dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
 
 
-def load_or_train(config: TrainConfig, data_root=None, *, progress: bool = True, device=None,
-                  runs_dir=None, published: bool = True, data_on_device: bool = False) -> Run:
+def load_or_train(config: TrainConfig, data_root=None, *, setup: train.Setup | None = None,
+                  runs_dir=None, published: bool = True) -> runfolder.Run:
     """The results of `config` on a dataset: a published run, the run cache, or trained now.
 
     Args:
         config: what to train.
         data_root: DCASE-layout data (default: `synthetic_dataset(config.profile)`, generated
             only if the run has to be trained).
-        progress: show progress bars while training / evaluating.
-        device: where to train (default: `asdlib.runtime.device()`).
+        setup: where and how fast to train (`asdlib.train.Setup`: device, progress bars,
+            clips held on the device, ...); evaluation uses its device and progress too.
         runs_dir: the run cache (default: `<ASDLIB_HOME>/runs`).
         published: read a published run (`asdlib/published`) when its config and dataset match;
             False trains (or reads the run cache) whatever was published.
-        data_on_device: train with the clips held on the device (`asdlib.train.train`).
 
     Returns:
         The `Run`, trained and evaluated (authors' "ce" score). A run found complete is read
         without training anything; a half-finished one resumes from its last epoch.
     """
-    root, dataset = _dataset_of(config, data_root, progress)
+    setup = setup if setup is not None else train.Setup()
+    root, dataset = _dataset_of(config, data_root)
     if published:
         run = _published_run(config, dataset)
         if run is not None:
             return run
     if root is None:
-        root = synthetic_dataset(config.profile, progress=progress)
+        root = synthetic_dataset(config.profile, progress=setup.progress)
         dataset = dcase.dataset_fingerprint(root)
-    runs_dir = Path(runs_dir) if runs_dir is not None else runtime.home() / "runs"
 
     def build(work: Path) -> None:
-        train.train(config, root, work, device=device, progress=progress, dataset=dataset,
-                    data_on_device=data_on_device)
-        evaluate.evaluate(work, root, device=device, progress=progress)
+        train.train(config, root, work, setup, dataset=dataset)
+        evaluate.evaluate(work, root, device=setup.device, progress=setup.progress)
 
-    path = store.folder(runs_dir, run_hash(config, dataset), build,
-                        description=f"the run {config.summary()}")
-    return open_run(path)
+    path = runfolder.build_once("runs", runfolder.key_inputs(config, dataset), build,
+                                f"the run {config.summary()}", parent=runs_dir)
+    return runfolder.open_run(path)
 
 
 # ----------------------------------------------------------------------------------------
@@ -416,23 +297,23 @@ def machine_line(jobs: int) -> str:
             f"x 1 torch thread, torch {torch.__version__}, Python {platform.python_version()}")
 
 
-def export_run(run: Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
+def export_run(run: runfolder.Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
     """Copy the small results of a trained run into `dest` (paths relative to the data root)."""
     dest.mkdir(parents=True, exist_ok=True)
     info = dict(run.info, data_root=None)
-    runtime.write_text_atomic(json.dumps(info, indent=1) + "\n", dest / "config.json")
-    shutil.copyfile(run.path / "history.csv", dest / "history.csv")
+    runtime.write_text_atomic(json.dumps(info, indent=1) + "\n", dest / runfolder.RUN_INFO)
+    shutil.copyfile(run.path / runfolder.HISTORY, dest / runfolder.HISTORY)
     result = dict(run.metrics, data_root=None, device=None)
-    runtime.write_text_atomic(json.dumps(result, indent=1) + "\n", dest / "metrics.json")
+    runtime.write_text_atomic(json.dumps(result, indent=1) + "\n", dest / runfolder.METRICS)
     prefix = str(data_root) + os.sep
     scores = run.scores.assign(path=run.scores["path"].str.replace(prefix, "", regex=False))
-    write_csv_gz(scores, dest / "scores.csv.gz")
+    write_csv_gz(scores, dest / runfolder.SCORES_PUBLISHED)
     if embeddings:
-        with np.load(run.path / "embeddings.npz") as data:
+        with np.load(run.path / runfolder.EMBEDDINGS) as data:
             arrays = {key: data[key] for key in data.files}
         arrays["embedding"] = arrays["embedding"].astype(np.float16)
         arrays["path"] = np.array([p.replace(prefix, "") for p in arrays["path"]])
-        with runtime.atomic_path(dest / "embeddings.npz") as tmp:
+        with runtime.atomic_path(dest / runfolder.EMBEDDINGS) as tmp:
             np.savez_compressed(tmp, **arrays)
     return {name.name: sha256(name) for name in sorted(dest.iterdir())}
 
@@ -443,8 +324,8 @@ def _train_one(job) -> str:
     torch.set_num_threads(1)
     os.environ[runtime.HOME_VAR] = home
     config = TrainConfig.from_dict(config_dict)
-    run = load_or_train(config, data_root, progress=False, published=False, device=device,
-                        data_on_device=data_on_device)
+    setup = train.Setup(device=device, progress=False, data_on_device=data_on_device)
+    run = load_or_train(config, data_root, setup=setup, published=False)
     return str(run.path)
 
 
@@ -489,7 +370,7 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
     dataset = dcase.dataset_fingerprint(root)
     dest = Path(dest) if dest is not None else PUBLISHED_DIR
     dest.mkdir(parents=True, exist_ok=True)
-    wanted = {run_hash(c, dataset): c for c in configs}
+    wanted = {runfolder.key(c, dataset): c for c in configs}
     ae_name = autoencoder_name(chosen, dataset)
     wanted[ae_name] = None  # the autoencoder beside the networks, published with them
     old = json.loads((dest / "MANIFEST.json").read_text()) if (dest / "MANIFEST.json").is_file() else {}
@@ -521,13 +402,13 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
         work = dest / f".{ae_name}.partial"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        write_csv_gz(results, work / "scores.csv.gz")
+        write_csv_gz(results, work / runfolder.SCORES_PUBLISHED)
         shutil.rmtree(dest / ae_name, ignore_errors=True)
         os.rename(work, dest / ae_name)
         average = metrics.per_type_table(results)
         entries.append({"hash": ae_name, "profile": chosen.name, "label": AUTOENCODER_LABEL,
                         "model": "autoencoder", "mode": None, "seed": chosen.seeds[0],
-                        "files": {"scores.csv.gz": sha256(dest / ae_name / "scores.csv.gz")},
+                        "files": {runfolder.SCORES_PUBLISHED: sha256(dest / ae_name / runfolder.SCORES_PUBLISHED)},
                         "epochs": chosen.baseline_epochs,
                         "train_seconds": time.perf_counter() - seconds,
                         "average_auc": float(average["per_id_mean_auc"].mean()),
@@ -543,12 +424,12 @@ def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
                                show=progress, desc="published runs", unit="run")
     if progress:
         bar.write(f"{len(configs) - len(todo)} of {len(configs)} runs published; training "
-                  f"{len(todo)}: " + ", ".join(f"{run_label(c)} seed {c.seed}" for c in todo))
+                  f"{len(todo)}: " + ", ".join(f"{runfolder.run_label(c)} seed {c.seed}" for c in todo))
 
     def publish(path):
         nonlocal manifest
         run = open_run(path)
-        name = run_hash(run.config, dataset)
+        name = runfolder.key(run.config, dataset)
         work = dest / f".{name}.partial"
         shutil.rmtree(work, ignore_errors=True)
         files = export_run(run, root, work, _keeps_embeddings(run.config))
@@ -604,12 +485,12 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
         ``{"published": ..., "retrained": ..., "equal": bool}`` of the average AUC / pAUC.
     """
     chosen = profiles.get_profile(profile)
-    config = next((c for c in book_runs(chosen) if run_label(c) == label and c.seed == seed), None)
+    config = next((c for c in book_runs(chosen) if runfolder.run_label(c) == label and c.seed == seed), None)
     if config is None:
         raise ValueError(f"label and seed: no published run {label!r} seed {seed}; the runs are "
-                         f"{sorted({run_label(c) for c in book_runs(chosen)})} with seeds "
+                         f"{sorted({runfolder.run_label(c) for c in book_runs(chosen)})} with seeds "
                          f"{list(chosen.seeds)}")
-    published = _published_run(config, _dataset_of(config, None, False)[1])
+    published = _published_run(config, _dataset_of(config, None)[1])
     if published is None:
         raise ValueError(f"label: {label} seed {seed} of the {chosen.name} profile is not "
                          f"published for the current code and data (published: "
@@ -619,7 +500,7 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
     os.environ[runtime.HOME_VAR] = str(home)
     try:
         torch.set_num_threads(1)
-        retrained = load_or_train(config, published=False, progress=False)
+        retrained = load_or_train(config, setup=train.Setup(progress=False), published=False)
     finally:
         if previous is None:
             os.environ.pop(runtime.HOME_VAR)

@@ -50,6 +50,7 @@ __all__ = [
     "ConvBlock",
     "float32_islands",
     "keep_in_float32",
+    "speed_up",
     "Bottleneck",
     "MobileFaceNet",
     "global_kernel_size",
@@ -443,6 +444,28 @@ def keep_in_float32(modules) -> None:
 
         module.forward = float32_forward
         module._float32_island = True
+
+
+def speed_up(model: nn.Module, channels_last: bool = True, compile_model: bool = False,
+             amp_dtype=None, device_type: str = "cpu"):
+    """The speed settings of the training loop; they change how fast, not what is computed.
+
+    `channels_last`: the NHWC memory layout (about 1.4x faster on this book's CPU: PReLU and
+    convolution backward). `compile_model`: `torch.compile` of the Tgram network and the
+    MobileFaceNet, in place, so that the state-dict names stay those of the reference. With
+    bfloat16 autocast on a CPU (`amp_dtype`), the layers of `float32_islands`
+    stay in float32. `asdlib.bench` times the model exactly as set up here.
+    """
+    if amp_dtype == torch.bfloat16 and device_type == "cpu":
+        keep_in_float32(float32_islands(model))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if compile_model:
+        model.tgramnet.compile()
+        model.mobilefacenet.compile()
+    return model
+
+
 
 
 # ----------------------------------------------------------------------------------------

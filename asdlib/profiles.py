@@ -342,7 +342,7 @@ class TrainConfig(Recipe):
     def build_model(self, num_classes: int) -> models.ASDNet:
         """The STgram or TASTgram network of this config for `num_classes` machine IDs.
 
-        The one place a network is built from a config: training, `asdlib.checkpoints` and
+        The one place a network is built from a config: training, `asdlib.runfolder` and
         the benchmark call it. Its initial weights come from torch's global generator (seed
         it, or build it inside `torch.random.fork_rng`, as `asdlib.train` does).
         """

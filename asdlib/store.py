@@ -145,8 +145,8 @@ def folder(parent, name: str, build, *, description: str | None = None,
             return final
         work = parent / f".{name}.partial"
         if final.exists() and not work.exists():
-            # A folder without the marker (written by an older asdlib, which marked its folders
-            # differently): build on top of it
+            # Under the final name but never marked complete, so not finished by this protocol:
+            # treat it as partial work (builders resume from what a folder holds)
             os.rename(final, work)
         elif final.exists():
             shutil.rmtree(final)

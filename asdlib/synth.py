@@ -55,7 +55,7 @@ __all__ = [
 #: Bumped whenever a change to this module changes the samples it writes.
 GENERATOR_VERSION = "3"
 #: Name of the file written last, once every clip is on disk.
-INFO_NAME = "synth_info.json"
+INFO_NAME = layout.SYNTH_INFO
 #: Name of the marker written first; it says which options a half-written folder was started with.
 PARTIAL_NAME = ".synth_partial.json"
 

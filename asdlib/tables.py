@@ -23,7 +23,7 @@ standard deviation of the replicates is the entry's standard error; the replicat
 variants, drawn together, give the standard error of their paired difference.
 
 Wherever a function takes results, a results frame (``machine_type, machine_id, label, score``),
-an `asdlib.experiments.Run` (its scores are used) or, for several seeds, a list of either will do.
+an `asdlib.runfolder.Run` (its scores are used) or, for several seeds, a list of either will do.
 """
 
 from __future__ import annotations

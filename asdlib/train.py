@@ -15,7 +15,7 @@ what surrounds the training step of `asdlib.loop`:
    cache (`asdlib.cache`) and hold out a seeded 5 % for validation (`validation_split`);
 2. build the network and its log-Mel front end from the config (`TrainConfig.build_model`),
    AdamW and a cosine-annealing schedule stepped once per epoch;
-3. resume from the run folder's last checkpoint when there is one (`asdlib.checkpoints`);
+3. resume from the run folder's last checkpoint when there is one (`asdlib.runfolder`);
 4. per epoch: `asdlib.loop.train_one_epoch`, then `asdlib.loop.validate` on the held-out clips
    (clean clips, margin on the true ID: the mean anomaly score of normal clips, the same number
    for every mode), then the two checkpoints, both written atomically: `last.pt` and `best.pt`
@@ -43,6 +43,7 @@ averaged over the processes at every step, and only rank 0 validates and writes 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -58,15 +59,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
-from asdlib import cache, checkpoints, dcase, loop, models, runtime, store
+from asdlib import cache, dcase, loop, models, runfolder, runtime, store
 from asdlib.layout import SAMPLE_RATE
 from asdlib.profiles import TrainConfig
 
 __all__ = [
     "DeviceBatches",
-    "clip_dataset",
+    "Setup",
     "should_stop",
-    "speed_up",
     "train",
     "training_data",
     "validation_split",
@@ -76,16 +76,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 # Data: the index, the class map, the clip cache and the validation split
 # ----------------------------------------------------------------------------------------
-
-
-def clip_dataset(index: pd.DataFrame, config: TrainConfig, cmap: dict, progress: bool = True):
-    """The clips of `index` from the int16 clip cache under `<ASDLIB_HOME>/cache`.
-
-    Returns:
-        An `asdlib.cache.ClipDataset`: item `i` is `(wav [samples] float32, label, i)`.
-    """
-    return cache.cached_dataset(index, runtime.home() / "cache", config.num_samples,
-                                SAMPLE_RATE, class_map=cmap, progress=progress)
 
 
 def training_data(data_root) -> tuple:
@@ -137,26 +127,6 @@ def should_stop(val_losses, patience: int | None) -> bool:
 # ----------------------------------------------------------------------------------------
 
 
-def speed_up(model: nn.Module, channels_last: bool = True, compile_model: bool = False,
-             amp_dtype=None, device_type: str = "cpu"):
-    """The speed settings of the training loop; they change how fast, not what is computed.
-
-    `channels_last`: the NHWC memory layout (about 1.4x faster on this book's CPU: PReLU and
-    convolution backward). `compile_model`: `torch.compile` of the Tgram network and the
-    MobileFaceNet, in place, so that the state-dict names stay those of the reference. With
-    bfloat16 autocast on a CPU (`amp_dtype`), the layers of `asdlib.models.float32_islands`
-    stay in float32. `asdlib.bench` times the model exactly as set up here.
-    """
-    if amp_dtype == torch.bfloat16 and device_type == "cpu":
-        models.keep_in_float32(models.float32_islands(model))
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if compile_model:
-        model.tgramnet.compile()
-        model.mobilefacenet.compile()
-    return model
-
-
 def _distributed():
     """`(rank, world_size, local_rank, started_here)`; starts the process group under torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -198,9 +168,52 @@ def _mean_over_processes(total: float, count: int, world_size: int, device) -> f
 # ----------------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: bool = True,
-          num_workers: int = 0, channels_last: bool = True, compile_model: bool = False,
-          on_epoch_end=None, dataset=None, data_on_device: bool = False) -> pd.DataFrame:
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """How a run trains: where and how fast, never what it computes (that is the
+    `TrainConfig`). The defaults suit a CPU in a notebook.
+
+    Attributes:
+        device: "cpu", "cuda", ... (None: `asdlib.runtime.device()`; under torchrun on GPUs,
+            `cuda:<LOCAL_RANK>`).
+        progress: show tqdm progress bars (epochs and batches).
+        num_workers: DataLoader worker processes (0: load in this process).
+        channels_last: NHWC memory layout of the network: the same numbers up to float
+            rounding, about 1.4x faster on this book's CPU (PReLU and convolution backward).
+        compile_model: `torch.compile` the Tgram network and the MobileFaceNet (in place, so
+            checkpoints keep their names). The same numbers up to float rounding; it costs a
+            minute or more of compiling first, so it pays off for long runs only (the paper
+            profile). `python -m asdlib bench --compile` shows what it gains on a machine.
+        data_on_device: hold every training clip on the device (int16) and cut the batches
+            there (`DeviceBatches`) instead of reading them through a DataLoader: the same
+            batches in the same order, without copies from the host (for a GPU with the
+            memory: the book's largest data is 4.4 GB).
+    """
+
+    device: str | None = None
+    progress: bool = True
+    num_workers: int = 0
+    channels_last: bool = True
+    compile_model: bool = False
+    data_on_device: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Process:
+    """This process's place in a (possibly data-parallel) run."""
+
+    setup: Setup
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def train(config: TrainConfig, data_root, out_dir, setup: Setup | None = None, *,
+          on_epoch_end=None, dataset=None) -> pd.DataFrame:
     """Train one network on the normal clips of a DCASE-layout data root.
 
     Resumes from the checkpoints in `out_dir` when they exist (same config and data required);
@@ -212,25 +225,12 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
         config: what to train (`TrainConfig.from_profile(...)`).
         data_root: a folder in the DCASE layout (`<root>/<type>/train/normal_id_XX_*.wav`),
             synthetic or real.
-        out_dir: the run folder (`asdlib.checkpoints`: `config.json`, `last.pt`, `best.pt`,
+        out_dir: the run folder (`asdlib.runfolder`: `config.json`, `last.pt`, `best.pt`,
             `history.csv`).
-        device: "cpu", "cuda", ... (default: `asdlib.runtime.device()`; under torchrun on
-            GPUs, `cuda:<LOCAL_RANK>`).
-        progress: show tqdm progress bars (epochs and batches).
-        num_workers: DataLoader worker processes (0: load in this process).
-        channels_last: NHWC memory layout of the network: the same numbers up to float
-            rounding, about 1.4x faster on this book's CPU (PReLU and convolution backward).
-        compile_model: `torch.compile` the Tgram network and the MobileFaceNet (in place, so
-            checkpoints keep their names). The same numbers up to float rounding; it costs a
-            minute or more of compiling first, so it pays off for long runs only (the paper
-            profile). `python -m asdlib bench --compile` shows what it gains on a machine.
+        setup: where and how fast (`Setup`; default: `Setup()`).
         on_epoch_end: optional `fn(record)` called (on rank 0) after each epoch's checkpoint
             is written, with that epoch's history row as a dict.
         dataset: optional `asdlib.dcase.dataset_fingerprint(data_root)`, when the caller has it.
-        data_on_device: hold every training clip on the device (int16) and cut the batches
-            there (`DeviceBatches`) instead of reading them through a DataLoader: the same
-            batches in the same order, without copies from the host (for a GPU with the
-            memory: the book's largest data is 4.4 GB).
 
     Returns:
         The per-epoch history (epoch, train_loss, val_loss, val_accuracy, lr, seconds,
@@ -243,30 +243,33 @@ def train(config: TrainConfig, data_root, out_dir, *, device=None, progress: boo
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    setup = setup if setup is not None else Setup()
+    if not isinstance(setup, Setup):
+        raise TypeError(f"setup must be an asdlib.train.Setup, got {type(setup).__name__}")
     data_root = Path(data_root).expanduser().resolve()
     out_dir = Path(out_dir).expanduser().resolve()
     rank, world_size, local_rank, started_group = _distributed()
+    device = setup.device
     if device is None and world_size > 1 and torch.cuda.is_available():
         device = f"cuda:{local_rank}"
     device = runtime.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    options = dict(device=device, progress=progress, num_workers=num_workers,
-                   data_on_device=data_on_device,
-                   channels_last=channels_last, compile_model=compile_model,
-                   on_epoch_end=on_epoch_end, dataset=dataset, rank=rank, world_size=world_size)
+    process = _Process(setup, device, rank, world_size)
     try:
         if rank != 0:
-            return _train(config, data_root, out_dir, **options)
+            return _train(config, data_root, out_dir, process, on_epoch_end, dataset)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        # a second train() of this folder waits, then finds it done
+        # A second train() of this folder waits, then finds it done. The lock is train's own
+        # because a person may name the folder (python -m asdlib train --out); under
+        # asdlib.runfolder.build_once the folder is the store's partial one, held by nobody else.
         with store.hold(out_dir, f"the run {config.summary()}"):
             try:
-                history = _train(config, data_root, out_dir, **options)
+                history = _train(config, data_root, out_dir, process, on_epoch_end, dataset)
             except loop.Diverged as err:
                 raise loop.Diverged(f"{err}; to train with other settings, delete {out_dir} "
                                     "or choose another run folder (--out)") from None
-            _restore_best(config, data_root, out_dir, options)
+            _restore_best(config, data_root, out_dir, process)
             return history
     finally:
         if started_group:
@@ -304,7 +307,7 @@ class _ReachedEpoch(Exception):
     """Stops `_train` after the epoch `_restore_best` needs."""
 
 
-def _restore_best(config, data_root, out_dir: Path, options: dict) -> None:
+def _restore_best(config, data_root, out_dir: Path, process: _Process) -> None:
     """Rewrite a missing or damaged `best.pt` of a run whose `last.pt` is sound.
 
     Every random draw of training is seeded by (seed, epoch, process), so training the epochs
@@ -312,15 +315,15 @@ def _restore_best(config, data_root, out_dir: Path, options: dict) -> None:
     again; on the CPU model that trained the run, bit for bit. A rebuilt checkpoint whose
     validation loss differs from the history's is kept with a warning that says by how much.
     """
-    best, last = out_dir / checkpoints.BEST, out_dir / checkpoints.LAST
-    if not last.is_file() or options["world_size"] > 1:  # (under torchrun: train it alone)
+    best, last = out_dir / runfolder.BEST, out_dir / runfolder.LAST
+    if not last.is_file() or process.world_size > 1:  # (under torchrun: train it alone)
         return
     try:
-        checkpoints.load_checkpoint(best, config)
+        runfolder.load_checkpoint(best, config)
         return
-    except (FileNotFoundError, checkpoints.DamagedCheckpoint):
+    except (FileNotFoundError, runfolder.DamagedCheckpoint):
         pass
-    final = checkpoints.load_checkpoint(last, config)
+    final = runfolder.load_checkpoint(last, config)
     history = final["history"]
     best_epoch = int(np.argmin([r["val_loss"] for r in history])) + 1
     if best_epoch == final["epoch"]:
@@ -335,95 +338,111 @@ def _restore_best(config, data_root, out_dir: Path, options: dict) -> None:
             raise _ReachedEpoch
 
     try:
-        _train(config, data_root, work, **dict(options, on_epoch_end=stop))
+        _train(config, data_root, work, process, stop, None)
     except _ReachedEpoch:
         pass
-    rebuilt = checkpoints.load_checkpoint(work / checkpoints.BEST, config)
+    rebuilt = runfolder.load_checkpoint(work / runfolder.BEST, config)
     want = history[best_epoch - 1]["val_loss"]
     if rebuilt["epoch"] != best_epoch or rebuilt["val_loss"] != want:
         warnings.warn(f"the rebuilt {best} (epoch {rebuilt['epoch']}, validation loss "
                       f"{rebuilt['val_loss']!r}) differs from the run's history (epoch "
                       f"{best_epoch}, {want!r}): trained on another CPU model or torch?",
                       stacklevel=3)
-    os.replace(work / checkpoints.BEST, best)
+    os.replace(work / runfolder.BEST, best)
     shutil.rmtree(work)
 
 
-def _train(config, data_root, out_dir, *, device, progress, num_workers, channels_last,
-           compile_model, on_epoch_end, dataset, rank, world_size, data_on_device):
-    """The body of `train` (arguments checked there), on one process of `world_size`."""
-    is_main = rank == 0
-    # ---- data: fingerprint, index, classes, cached clips, validation split
+def _read_data(config, data_root, out_dir, process: _Process, dataset) -> tuple:
+    """The run's clips (from the clip cache), its validation split and its `config.json`
+    content, written by rank 0 only now that the data has been read (a run that cannot start
+    leaves nothing behind).
+
+    Returns:
+        `(clips, train_positions, val_positions, info)`.
+    """
     dataset = dataset or dcase.dataset_fingerprint(data_root)
-    if (out_dir / checkpoints.RUN_INFO).exists():
-        checkpoints.check_same_run(out_dir, config, dataset)
+    if (out_dir / runfolder.RUN_INFO).exists():
+        runfolder.check_same_run(out_dir, config, dataset)
     train_index, cmap = training_data(data_root)
     # The clip cache is a store folder: the first process builds it, the others wait and read
-    clips = clip_dataset(train_index, config, cmap, progress and is_main)
+    clips = cache.clip_dataset(train_index, config.num_samples, cmap, process.setup.progress and process.is_main)
     train_pos, val_pos = validation_split(len(clips), config.val_fraction, config.seed)
-    class_map = checkpoints.class_map_to_json(cmap)
-    if is_main:
-        # Written only now that the data has been read: a run that cannot start leaves nothing
+    info = {"config": config.to_dict(), "data_root": str(data_root), "dataset": dataset,
+            "class_map": runfolder.class_map_to_json(cmap), "num_train_clips": len(train_index)}
+    if process.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not (out_dir / checkpoints.RUN_INFO).exists():
-            checkpoints.write_run_info(out_dir, {
-                "config": config.to_dict(), "data_root": str(data_root), "dataset": dataset,
-                "class_map": class_map, "num_train_clips": len(train_index)})
-    _barrier(world_size)
+        if not (out_dir / runfolder.RUN_INFO).exists():
+            runfolder.write_run_info(out_dir, info)
+    _barrier(process.world_size)
+    return clips, train_pos, val_pos, info
 
-    # ---- model (initial weights from the seed, global random state untouched), optimizer
+
+def _build(config, num_classes: int, process: _Process) -> dict:
+    """The objects a run trains: "model" (initial weights from the seed, the global random
+    state untouched), "optimizer" (AdamW), "scheduler" (cosine annealing, stepped per epoch),
+    "scaler" (float16 only: its gradients underflow without loss scaling; bfloat16 needs
+    none), and the "logmel" front end and autocast "amp_dtype" that go with them."""
+    device, setup = process.device, process.setup
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        model = config.build_model(len(cmap))
+        model = config.build_model(num_classes)
     amp_dtype = runtime.autocast_dtype(config.amp, device)
-    model = speed_up(model.to(device), channels_last, compile_model, amp_dtype, device.type)
-    logmel_fn = config.build_logmel().to(device)
+    model = models.speed_up(model.to(device), setup.channels_last, setup.compile_model, amp_dtype,
+                     device.type)
     # foreach: one fused update over all tensors (the default on CUDA only); same maths
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=config.num_epochs, eta_min=config.min_lr_ratio * config.lr)
-    # float16 gradients underflow without loss scaling; bfloat16 needs none
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    return {"model": model, "optimizer": optimizer, "scheduler": scheduler,
+            "scaler": torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
+            "logmel": config.build_logmel().to(device), "amp_dtype": amp_dtype}
+
+
+def _loaders(config, clips, positions: tuple, process: _Process) -> tuple:
+    """`(sampler, train_loader, val_loader)`: the sampler reshuffles every epoch from (seed,
+    epoch); each process gets `batch_size // world_size` clips of every batch."""
+    train_pos, val_pos = positions
+    device = process.device
+    train_set = Subset(clips, train_pos.tolist())
+    sampler = DistributedSampler(train_set, num_replicas=process.world_size, rank=process.rank,
+                                 shuffle=True, seed=config.seed, drop_last=False)
+    batch_size = max(2, config.batch_size // process.world_size)
+    if process.setup.data_on_device:
+        # [clips, samples] int16 and [clips], on the device: batches are cut there
+        held = torch.from_numpy(np.array(clips.wavs)).to(device)
+        labels = torch.as_tensor(np.array(clips.labels), dtype=torch.int64, device=device)
+        return (sampler, DeviceBatches(held, labels, train_pos, batch_size, sampler),
+                DeviceBatches(held, labels, val_pos, config.batch_size))
+    pin, workers = device.type == "cuda", process.setup.num_workers
+    # The loaders' own generator: their worker seeds never come from the global one
+    generator = torch.Generator().manual_seed(config.seed)
+    train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
+                              num_workers=workers, pin_memory=pin, generator=generator)
+    val_loader = DataLoader(Subset(clips, val_pos.tolist()), batch_size=config.batch_size,
+                            shuffle=False, num_workers=workers, pin_memory=pin,
+                            generator=generator)
+    return sampler, train_loader, val_loader
+
+
+def _train(config, data_root, out_dir, process: _Process, on_epoch_end, dataset):
+    """The body of `train` (arguments checked there), on one process of `world_size`."""
+    clips, train_pos, val_pos, info = _read_data(config, data_root, out_dir, process, dataset)
+    parts = _build(config, len(info["class_map"]), process)
+    model, optimizer, scheduler = parts["model"], parts["optimizer"], parts["scheduler"]
+    device, is_main, world_size = process.device, process.is_main, process.world_size
 
     # ---- resume from the last finished epoch
     history, best_val_loss, start_epoch = [], math.inf, 0
-    checkpoint = checkpoints.resume_point(out_dir, config)
+    checkpoint = runfolder.resume_point(out_dir, config)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        if scaler is not None and checkpoint.get("scaler"):
-            scaler.load_state_dict(checkpoint["scaler"])
-        history = list(checkpoint["history"])
-        best_val_loss = checkpoint["best_val_loss"]
-        start_epoch = checkpoint["epoch"]
+        history, best_val_loss, start_epoch = runfolder.restore(checkpoint, parts)
     if start_epoch >= config.num_epochs or should_stop([r["val_loss"] for r in history],
                                                        config.patience):
         return pd.DataFrame(history) if is_main else None
 
-    # ---- loaders: the sampler reshuffles every epoch from (seed, epoch)
-    train_set = Subset(clips, train_pos.tolist())
-    sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank,
-                                 shuffle=True, seed=config.seed, drop_last=False)
-    batch_size = max(2, config.batch_size // world_size)
-    if data_on_device:
-        # [clips, samples] int16 and [clips], on the device: batches are cut there
-        held = torch.from_numpy(np.array(clips.wavs)).to(device)
-        labels = torch.as_tensor(np.array(clips.labels), dtype=torch.int64, device=device)
-        train_loader = DeviceBatches(held, labels, train_pos, batch_size, sampler)
-        val_loader = DeviceBatches(held, labels, val_pos, config.batch_size)
-    else:
-        pin = device.type == "cuda"
-        # The loaders' own generator: their worker seeds never come from the global one
-        loader_generator = torch.Generator().manual_seed(config.seed)
-        train_loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler,
-                                  num_workers=num_workers, pin_memory=pin,
-                                  generator=loader_generator)
-        val_loader = DataLoader(Subset(clips, val_pos.tolist()), batch_size=config.batch_size,
-                                shuffle=False, num_workers=num_workers, pin_memory=pin,
-                                generator=loader_generator)
-
-    epochs = runtime.progress_bar(range(start_epoch, config.num_epochs), show=progress and is_main,
+    sampler, train_loader, val_loader = _loaders(config, clips, (train_pos, val_pos), process)
+    show = process.setup.progress and is_main
+    epochs = runtime.progress_bar(range(start_epoch, config.num_epochs), show=show,
                                   desc=f"{config.model} {config.mode}", unit="epoch",
                                   initial=start_epoch, total=config.num_epochs)
     for epoch in epochs:
@@ -431,35 +450,30 @@ def _train(config, data_root, out_dir, *, device, progress, num_workers, channel
         sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         total, count = loop.train_one_epoch(
-            model, optimizer, train_loader, mode=config.mode, logmel_fn=logmel_fn,
-            alpha=config.alpha, generator=loop.epoch_generator(config.seed, epoch, rank),
-            device=device, amp_dtype=amp_dtype, scaler=scaler, distributed=world_size > 1,
-            progress=progress and is_main, desc=f"epoch {epoch + 1}")
+            model, optimizer, train_loader, mode=config.mode, logmel_fn=parts["logmel"],
+            alpha=config.alpha, generator=loop.epoch_generator(config.seed, epoch, process.rank),
+            device=device, amp_dtype=parts["amp_dtype"], scaler=parts["scaler"],
+            distributed=world_size > 1, progress=show, desc=f"epoch {epoch + 1}")
         train_loss = _mean_over_processes(total, count, world_size, device)
         scheduler.step()
 
-        # ---- rank 0: validate, record, write the checkpoints
+        # ---- rank 0: validate, record, write both checkpoints (each complete: training can
+        # resume from either)
         if is_main:
-            val_loss, val_accuracy = loop.validate(model, val_loader, logmel_fn, device, amp_dtype)
+            val_loss, val_accuracy = loop.validate(model, val_loader, parts["logmel"], device,
+                                                   parts["amp_dtype"])
             is_best = val_loss < best_val_loss
             best_val_loss = min(best_val_loss, val_loss)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                       "val_accuracy": val_accuracy, "lr": lr,
                       "seconds": time.perf_counter() - started, "best": is_best}
             history.append(record)
-            # Both checkpoints are complete: training can resume from either
-            state = {"format": checkpoints.CHECKPOINT_FORMAT, "config": config.to_dict(),
-                     "class_map": class_map, "dataset": dataset, "epoch": epoch + 1,
-                     "model": checkpoints.contiguous_state(model),
-                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "scaler": scaler.state_dict() if scaler is not None else None,
-                     "history": history, "best_val_loss": best_val_loss,
-                     "val_loss": val_loss, "val_accuracy": val_accuracy}
+            state = runfolder.make_checkpoint(info, parts, history, best_val_loss)
             if is_best:
-                runtime.save_atomic(state, out_dir / checkpoints.BEST)
-            runtime.save_atomic(state, out_dir / checkpoints.LAST)
+                runtime.save_atomic(state, out_dir / runfolder.BEST)
+            runtime.save_atomic(state, out_dir / runfolder.LAST)
             runtime.write_text_atomic(pd.DataFrame(history).to_csv(index=False),
-                                      out_dir / checkpoints.HISTORY)
+                                      out_dir / runfolder.HISTORY)
             epochs.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{val_accuracy:.2f}")
             if on_epoch_end is not None:
                 on_epoch_end(record)

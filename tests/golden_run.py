@@ -40,8 +40,8 @@ import pandas as pd
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-from asdlib import (audio, baseline, checkpoints, dcase, evaluate, losses, loop, metrics,
-                    profiles, runtime, synth, toy, train)
+from asdlib import (audio, baseline, dcase, evaluate, losses, loop, metrics, profiles,
+                    runfolder, runtime, synth, toy, train)
 
 FOLDER = Path(__file__).with_name("data") / "golden"
 RUNS = {  # name -> (model, mode, epochs): whole runs, bit-exact on the recording CPU only
@@ -118,7 +118,7 @@ def _record_first_step(config, data, workdir, patch) -> dict:
     patch(loop, "train_step", step)
     patch(losses, "mix_batch", mix)
     try:
-        train.train(config, data, workdir, progress=False)
+        train.train(config, data, workdir, train.Setup(progress=False))
     except FirstStepDone:
         pass
     finally:
@@ -241,9 +241,9 @@ def record(workdir: Path, patch) -> dict:
             config = profiles.TrainConfig.from_profile("smoke", model=model, mode=mode,
                                                        num_epochs=epochs, seed=0)
             run_dir = workdir / name
-            history = train.train(config, data, run_dir, progress=False)
+            history = train.train(config, data, run_dir, train.Setup(progress=False))
             result = evaluate.evaluate(run_dir, progress=False)
-            best = checkpoints.load_checkpoint(run_dir / checkpoints.BEST)
+            best = runfolder.load_checkpoint(run_dir / runfolder.BEST)
             scores = pd.read_csv(run_dir / "scores.csv")
             runs[name] = {
                 "step_losses": list(step_losses),

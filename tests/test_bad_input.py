@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from asdlib import checkpoints, dcase, evaluate, synth
+from asdlib import dcase, evaluate, runfolder, synth
 from asdlib.cli import main
 from asdlib.profiles import TrainConfig
-from asdlib.train import train
+from asdlib.train import Setup, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_a_start_that_failed_leaves_nothing_and_the_fixed_data_trains(data, tmp_
     run = tmp_path / "run"
     status, _, err = cli(capsys, "train", "--data", data, "--profile", "smoke", "--out", run, "--quiet")
     assert status == 2 and clip.name in err
-    assert not (run / checkpoints.RUN_INFO).exists()  # config.json only once the data is read
+    assert not (run / runfolder.RUN_INFO).exists()  # config.json only once the data is read
     clip.write_bytes(good)
     status, out, err = cli(capsys, "train", "--data", data, "--profile", "smoke", "--out", run, "--quiet")
     assert status == 0, err
@@ -85,33 +85,33 @@ def test_a_start_that_failed_leaves_nothing_and_the_fixed_data_trains(data, tmp_
 
 def test_another_dataset_in_a_run_folder_is_named_with_its_fingerprint(data, tmp_path, smoke_data):
     config = TrainConfig.from_profile("smoke", num_epochs=1)
-    train(config, data, tmp_path / "run", progress=False)
+    train(config, data, tmp_path / "run", Setup(progress=False))
     other = smoke_data("pump", "valve")
     with pytest.raises(ValueError, match=r"dataset: synthetic data .*\(fingerprint \w+\) vs "
                                          r"synthetic data .*\(fingerprint \w+\)"):
-        train(config, other, tmp_path / "run", progress=False)
+        train(config, other, tmp_path / "run", Setup(progress=False))
 
 
 def test_damaged_checkpoints_are_named_and_a_damaged_last_resumes_from_best(data, tmp_path, capsys):
     config = TrainConfig.from_profile("smoke", num_epochs=2)
-    full = train(config, data, tmp_path / "full", progress=False)
+    full = train(config, data, tmp_path / "full", Setup(progress=False))
 
     def stop(record):
         raise KeyboardInterrupt
 
     cut = tmp_path / "cut"
     with pytest.raises(KeyboardInterrupt):
-        train(config, data, cut, progress=False, on_epoch_end=stop)
-    last = cut / checkpoints.LAST
+        train(config, data, cut, Setup(progress=False), on_epoch_end=stop)
+    last = cut / runfolder.LAST
     last.write_bytes(last.read_bytes()[:1000])  # truncated
     with pytest.raises(ValueError, match=f"checkpoint {last} is damaged"):
-        checkpoints.load_checkpoint(last)
+        runfolder.load_checkpoint(last)
     with pytest.warns(UserWarning, match="last.pt is damaged; resuming from .*best.pt"):
-        resumed = train(config, data, cut, progress=False)
+        resumed = train(config, data, cut, Setup(progress=False))
     columns = ["epoch", "train_loss", "val_loss", "val_accuracy", "lr"]
     pd.testing.assert_frame_equal(resumed[columns], full[columns], rtol=1e-5)
     # A truncated best.pt: evaluate names it, on one line
-    best = cut / checkpoints.BEST
+    best = cut / runfolder.BEST
     best.write_bytes(best.read_bytes()[:1000])
     status, _, err = cli(capsys, "evaluate", "--run", cut, "--quiet")
     assert status == 2 and str(best) in err and "damaged" in err and "Traceback" not in err
@@ -120,7 +120,7 @@ def test_damaged_checkpoints_are_named_and_a_damaged_last_resumes_from_best(data
 def test_evaluating_on_other_data_labels_it_so_and_keeps_the_runs_own_results(tmp_path, smoke_data):
     own = smoke_data("pump")
     run = tmp_path / "run"
-    train(TrainConfig.from_profile("smoke", num_epochs=1), own, run, progress=False)
+    train(TrainConfig.from_profile("smoke", num_epochs=1), own, run, Setup(progress=False))
     mine = evaluate.evaluate(run, progress=False)
     before = (run / "metrics.json").read_text()
     other = tmp_path / "other"
@@ -143,7 +143,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(data, tmp_path, capsys, mon
     status, _, err = cli(capsys, "train", "--data", data, "--profile", "smoke", "--out",
                          tmp_path / "run", "--quiet")
     assert status == 2 and "cannot use" in err and "a_file" in err
-    assert not (tmp_path / "run" / checkpoints.RUN_INFO).exists()
+    assert not (tmp_path / "run" / runfolder.RUN_INFO).exists()
     if os.geteuid() != 0:  # a real read-only folder where permissions apply
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o555)
@@ -172,7 +172,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_same_command_resumes(tmp_path,
                             env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 300
-    while not (run / checkpoints.HISTORY).exists() and time.monotonic() < deadline:
+    while not (run / runfolder.HISTORY).exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
@@ -180,13 +180,13 @@ def test_ctrl_c_prints_one_line_exits_130_and_the_same_command_resumes(tmp_path,
     assert "Traceback" not in err and err.strip().splitlines() == [
         "python -m asdlib train: interrupted; what was finished is kept, run the same command "
         "again to resume"]
-    done = len(pd.read_csv(run / checkpoints.HISTORY))
+    done = len(pd.read_csv(run / runfolder.HISTORY))
     assert 1 <= done < 40
     # The same command resumes from the last finished epoch
     resumed = subprocess.run(command[:-3] + ["--epochs", "40", "--quiet"], capture_output=True,
                              text=True, env=env, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    history = pd.read_csv(run / checkpoints.HISTORY)
+    history = pd.read_csv(run / runfolder.HISTORY)
     assert history["epoch"].tolist() == list(range(1, 41))
 
 
@@ -214,7 +214,7 @@ def _tree(folder: Path) -> dict:
 def evaluated_run(data, tmp_path):
     """A one-epoch run on the private `data`, trained and evaluated."""
     run = tmp_path / "run"
-    train(TrainConfig.from_profile("smoke", num_epochs=1), data, run, progress=False)
+    train(TrainConfig.from_profile("smoke", num_epochs=1), data, run, Setup(progress=False))
     evaluate.evaluate(run, progress=False)
     return run
 
@@ -309,7 +309,7 @@ def test_a_full_disk_names_the_folder_and_keeps_what_was_finished(data, evaluate
         status, _, err = cli(capsys, "train", "--data", data, "--profile", "smoke", "--out", run,
                              "--quiet")
     _one_line(status, err, f"no space left on the disk of {run}", "best.pt")
-    assert sorted(p.name for p in run.iterdir()) == [checkpoints.RUN_INFO]  # no temporary file
+    assert sorted(p.name for p in run.iterdir()) == [runfolder.RUN_INFO]  # no temporary file
     status, _, err = cli(capsys, "train", "--data", data, "--profile", "smoke", "--out", run, "--quiet")
     assert status == 0, err  # space again: the same command trains
     # evaluate --out on a full disk: the folder and the file, not a temporary name
@@ -363,12 +363,12 @@ def test_a_damaged_or_deleted_best_checkpoint_is_rebuilt_by_training_again(data,
                "--lr", "0.01", "--model", "stgram", "--mode", "arcface", "--quiet"]
     status, _, err = cli(capsys, *command)
     assert status == 0, err
-    history = pd.read_csv(run / checkpoints.HISTORY)
+    history = pd.read_csv(run / runfolder.HISTORY)
     best_epoch = int(history.loc[history["val_loss"].idxmin(), "epoch"])
     assert best_epoch < 3, "this probe needs a run whose best epoch is not its last"
-    original = checkpoints.load_checkpoint(run / checkpoints.BEST)
-    last = (run / checkpoints.LAST).read_bytes()
-    best = run / checkpoints.BEST
+    original = runfolder.load_checkpoint(run / runfolder.BEST)
+    last = (run / runfolder.LAST).read_bytes()
+    best = run / runfolder.BEST
     for damage in ("truncate", "delete"):
         if damage == "truncate":
             best.write_bytes(best.read_bytes()[:1000])
@@ -379,10 +379,10 @@ def test_a_damaged_or_deleted_best_checkpoint_is_rebuilt_by_training_again(data,
                   "--checkpoint last")
         status, _, err = cli(capsys, *command)
         assert status == 0 and f"training epochs 1-{best_epoch} again" in err, err
-        rebuilt = checkpoints.load_checkpoint(best)
+        rebuilt = runfolder.load_checkpoint(best)
         assert rebuilt["epoch"] == best_epoch
         assert all(torch.equal(rebuilt["model"][k], original["model"][k]) for k in original["model"])
-        assert (run / checkpoints.LAST).read_bytes() == last and not (run / ".rebuild-best").exists()
+        assert (run / runfolder.LAST).read_bytes() == last and not (run / ".rebuild-best").exists()
     status, _, err = cli(capsys, "evaluate", "--run", run, "--quiet")
     assert status == 0, err
 
@@ -407,7 +407,7 @@ def test_a_changed_published_run_is_refused_naming_the_file(published_copy, caps
 
     config = experiments.book_runs("book")[0]
     entry = next(e for e in experiments.published_manifest()["runs"]
-                 if e["label"] == experiments.run_label(config) and e["seed"] == config.seed)
+                 if e["label"] == runfolder.run_label(config) and e["seed"] == config.seed)
     folder = published_copy / entry["hash"]
     scores = folder / "scores.csv.gz"
     if damage == "rewritten":  # a perfect detector: AUC 100
@@ -468,8 +468,8 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss(data, tmp_path, caps
                                       mode="arcface")
     with pytest.raises(loop.Diverged, match=r"training diverged: the loss of epoch 1, step \d+ is "
                                             r"nan .*learning rate 1e\+30.*--lr"):
-        train(config, data, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / checkpoints.LAST).exists()
+        train(config, data, tmp_path / "run", Setup(progress=False))
+    assert not (tmp_path / "run" / runfolder.LAST).exists()
     # On the command line such a learning rate is out of range before anything starts
     with pytest.raises(SystemExit):
         main(["train", "--data", str(data), "--profile", "smoke", "--out", str(tmp_path / "r2"),
@@ -494,7 +494,7 @@ def test_checking_a_run_that_is_not_published_trains_nothing(tmp_path, capsys, m
 ])
 def test_a_damaged_run_config_is_named(evaluated_run, data, capsys, content, expected):
     """Probe 10: config.json damaged: its path and what is wrong, for every command."""
-    info = evaluated_run / checkpoints.RUN_INFO
+    info = evaluated_run / runfolder.RUN_INFO
     info.write_text(content)
     for command in (["evaluate", "--run", evaluated_run, "--quiet"],
                     ["table", evaluated_run],

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from asdlib.evaluate import evaluate
-from asdlib.checkpoints import load_checkpoint
+from asdlib.runfolder import load_checkpoint
 from asdlib.profiles import TrainConfig
-from asdlib.train import train
+from asdlib.train import Setup, train
 
 
 # Train on one torch thread (see conftest.one_torch_thread).
@@ -50,7 +50,7 @@ def test_torchrun_with_two_processes_gives_the_same_metrics_format(tmp_path, smo
 
     # The same run in one process: metrics.json has exactly the same layout
     single = tmp_path / "single_run"
-    train(TrainConfig.from_profile("smoke"), root, single, progress=False)
+    train(TrainConfig.from_profile("smoke"), root, single, Setup(progress=False))
     evaluate(single, progress=False)
     ddp_metrics = json.loads((out / "metrics.json").read_text())
     single_metrics = json.loads((single / "metrics.json").read_text())

@@ -16,9 +16,9 @@ from scipy import stats
 from asdlib.evaluate import (SCORES, anomaly_scores, evaluate, gamma_threshold, id_recognition,
                              own_id_probability)
 from asdlib.features import LogMel
-from asdlib.checkpoints import load_model
+from asdlib.runfolder import load_model
 from asdlib.profiles import TrainConfig
-from asdlib.train import train
+from asdlib.train import Setup, train
 
 
 # Train on one torch thread (see conftest.one_torch_thread).
@@ -33,7 +33,7 @@ def trained(tmp_path_factory, smoke_data):
         root = smoke_data("fan", "ToyCar")
         run_dir = tmp_path_factory.mktemp("run")
         train(TrainConfig.from_profile("smoke", num_epochs=1), root, run_dir,
-              progress=False)
+              Setup(progress=False))
         result = evaluate(run_dir, progress=False)
     return root, run_dir, result
 

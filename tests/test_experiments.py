@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from asdlib import experiments, tables
+from asdlib import experiments, runfolder, tables
 from asdlib.dcase import dataset_fingerprint
 from asdlib.profiles import TrainConfig
-from asdlib.train import train
+from asdlib.train import Setup, train
 
 
 # Train on one torch thread (see conftest.one_torch_thread).
@@ -31,13 +31,13 @@ def arcface_run(valve_data, tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ASDLIB_HOME", str(tmp_path_factory.mktemp("home")))
-        run = experiments.load_or_train(config, valve_data, progress=False, runs_dir=runs_dir)
+        run = experiments.load_or_train(config, valve_data, setup=Setup(progress=False), runs_dir=runs_dir)
     return config, runs_dir, run
 
 
 def test_load_or_train_trains_once_then_reads_the_cache(valve_data, arcface_run, monkeypatch):
     config, runs_dir, run = arcface_run
-    assert run.path.parent == runs_dir and run.path.name == experiments.run_hash(
+    assert run.path.parent == runs_dir and run.path.name == runfolder.key(
         config, dataset_fingerprint(valve_data))
     assert run.config == config and run.label == "TASTgram (ArcFace)"
     assert run.history["epoch"].tolist() == [1]
@@ -53,23 +53,23 @@ def test_load_or_train_trains_once_then_reads_the_cache(valve_data, arcface_run,
     monkeypatch.setattr("asdlib.train.train", forbidden)
     monkeypatch.setattr("asdlib.evaluate.evaluate", forbidden)
     started = time.perf_counter()
-    again = experiments.load_or_train(config, valve_data, progress=False, runs_dir=runs_dir)
+    again = experiments.load_or_train(config, valve_data, setup=Setup(progress=False), runs_dir=runs_dir)
     assert time.perf_counter() - started < 5.0
     assert again.path == run.path and again.metrics == run.metrics
 
 
 def test_a_half_finished_run_resumes(valve_data):
     config = TrainConfig.from_profile("smoke", mode="arcmix", num_epochs=2)
-    path = experiments.runtime.home() / "runs" / experiments.run_hash(
+    path = experiments.runtime.home() / "runs" / runfolder.key(
         config, dataset_fingerprint(valve_data))
 
     def interrupt(record):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config, valve_data, path, progress=False, on_epoch_end=interrupt)
+        train(config, valve_data, path, Setup(progress=False), on_epoch_end=interrupt)
     first = pd.read_csv(path / "history.csv")
-    run = experiments.load_or_train(config, valve_data, progress=False)
+    run = experiments.load_or_train(config, valve_data, setup=Setup(progress=False))
     assert run.path == path and run.history["epoch"].tolist() == [1, 2]
     # epoch 1 was kept (its record, timing included), not trained again
     pd.testing.assert_frame_equal(run.history.iloc[:1], first)
@@ -79,12 +79,12 @@ def test_a_half_finished_run_resumes(valve_data):
 def test_different_configs_and_datasets_get_different_runs(valve_data, tmp_path):
     config = TrainConfig.from_profile("smoke")
     dataset = dataset_fingerprint(valve_data)
-    assert experiments.run_hash(config, dataset) == experiments.run_hash(
+    assert runfolder.key(config, dataset) == runfolder.key(
         TrainConfig.from_profile("smoke"), dataset)
-    assert experiments.run_hash(config, dataset) != experiments.run_hash(
+    assert runfolder.key(config, dataset) != runfolder.key(
         TrainConfig.from_profile("smoke", seed=1), dataset)
     other = dict(dataset, hash="0" * 16)
-    assert experiments.run_hash(config, dataset) != experiments.run_hash(config, other)
+    assert runfolder.key(config, dataset) != runfolder.key(config, other)
 
 
 def test_synthetic_dataset_is_generated_once_under_home():

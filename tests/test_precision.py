@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from asdlib import loop, models, runtime, train
+from asdlib import loop, models, runtime
 from asdlib.profiles import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -22,7 +22,7 @@ def _one_step(config, amp_dtype, wav, labels):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = config.build_model(4)
-    model = train.speed_up(model, amp_dtype=amp_dtype, device_type="cpu")
+    model = models.speed_up(model, amp_dtype=amp_dtype, device_type="cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     loss = loop.train_step(model, optimizer, wav, labels, mode=config.mode,
                            logmel_fn=config.build_logmel(), alpha=config.alpha,

@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import pytest
 
-from asdlib import dcase, experiments, profiles, runtime, synth
+from asdlib import dcase, experiments, profiles, runfolder, runtime, synth, train
 
 MANIFEST = experiments.published_manifest()
 REFRESH = "the published runs are out of date: refresh them with `make runs`"
@@ -32,8 +32,8 @@ def test_every_book_run_is_published_for_the_current_config_and_data():
         f"published on {book['dataset']['description']} ({book['dataset']['hash']}), "
         f"the book profile now makes {dataset['description']} ({dataset['hash']}): {REFRESH}")
     published = {entry["hash"] for entry in MANIFEST["runs"] if entry["profile"] == "book"}
-    missing = [f"{experiments.run_label(c)} seed {c.seed}" for c in experiments.book_runs("book")
-               if experiments.run_hash(c, dataset) not in published]
+    missing = [f"{runfolder.run_label(c)} seed {c.seed}" for c in experiments.book_runs("book")
+               if runfolder.key(c, dataset) not in published]
     assert not missing, f"not published for the current config: {missing}: {REFRESH}"
 
 
@@ -89,7 +89,7 @@ def test_published_runs_are_ignored_on_request_and_for_other_data(monkeypatch, s
             experiments.load_or_train(experiments.book_runs("book")[0], published=False)
     # another dataset: another key, so it trains (a smoke run, seconds)
     run = experiments.load_or_train(profiles.TrainConfig.from_profile("smoke"), smoke_data("fan"),
-                                    progress=False)
+                                    setup=train.Setup(progress=False))
     assert not run.published
 
 
@@ -169,7 +169,7 @@ def test_every_published_run_of_every_profile_matches_the_current_code():
         chosen = profiles.get_profile(name)
         dataset = dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
         assert published["dataset"]["hash"] == dataset["hash"], f"{name}: {REFRESH}"
-        wanted = {experiments.run_hash(c, dataset) for c in experiments.book_runs(chosen)}
+        wanted = {runfolder.key(c, dataset) for c in experiments.book_runs(chosen)}
         wanted.add(experiments.autoencoder_name(chosen, dataset))
         stale = [e["hash"] for e in MANIFEST["runs"] if e["profile"] == name and e["hash"] not in wanted]
         assert not stale, f"{name}: published runs the code no longer trains: {stale}: {REFRESH}"
@@ -184,9 +184,9 @@ def test_a_profile_name_is_a_label_not_part_of_a_run_key():
     fingerprint = [dcase.synthetic_fingerprint(synth.expected_info(p, p.data_seed)) for p in (book, renamed)]
     assert fingerprint[0]["hash"] == fingerprint[1]["hash"]
     a, b = (profiles.TrainConfig.from_profile(p, model="stgram", mode="arcface") for p in (book, renamed))
-    assert a.profile != b.profile and experiments.run_hash(a, fingerprint[0]) == experiments.run_hash(b, fingerprint[1])
+    assert a.profile != b.profile and runfolder.key(a, fingerprint[0]) == runfolder.key(b, fingerprint[1])
     c = profiles.TrainConfig.from_profile(book, model="stgram", mode="arcface", lr=0.002)
-    assert experiments.run_hash(c, fingerprint[0]) != experiments.run_hash(a, fingerprint[0])
+    assert runfolder.key(c, fingerprint[0]) != runfolder.key(a, fingerprint[0])
 
 
 def test_the_autoencoder_is_published_beside_the_book_runs(monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asdlib.profiles import TrainConfig
-from asdlib.train import should_stop, train
+from asdlib.train import Setup, should_stop, train
 
 
 @pytest.mark.parametrize("losses, patience, stop", [
@@ -30,11 +30,11 @@ def test_a_plateau_curve_stops_after_patience_epochs():
 
 def test_training_stops_by_the_rule_and_a_rerun_keeps_it(smoke_data, tmp_path, monkeypatch):
     config = TrainConfig.from_profile("smoke", num_epochs=6, patience=1, lr=0.5)
-    history = train(config, smoke_data("fan"), tmp_path / "run", progress=False)
+    history = train(config, smoke_data("fan"), tmp_path / "run", Setup(progress=False))
     losses = history["val_loss"].tolist()
     assert should_stop(losses, 1) or len(losses) == 6
     assert not any(should_stop(losses[:k], 1) for k in range(1, len(losses)))
-    again = train(config, smoke_data("fan"), tmp_path / "run", progress=False)
+    again = train(config, smoke_data("fan"), tmp_path / "run", Setup(progress=False))
     assert again["epoch"].tolist() == history["epoch"].tolist()
 
 

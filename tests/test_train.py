@@ -1,4 +1,4 @@
-"""asdlib.train: every mode trains, resume equals an uninterrupted run, checkpoints, errors."""
+"""asdlib.train: every mode trains, resume equals an uninterrupted run, runfolder, errors."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from asdlib import loop, profiles
-from asdlib.checkpoints import load_checkpoint, load_model, read_run_info
+from asdlib.runfolder import load_checkpoint, load_model, read_run_info
 from asdlib.losses import MODES
 from asdlib.profiles import TrainConfig
-from asdlib.train import train, validation_split
+from asdlib.train import Setup, train, validation_split
 
 
 # Train on one torch thread (see conftest.one_torch_thread).
@@ -32,7 +32,7 @@ def smoke_config(**overrides) -> TrainConfig:
 @pytest.mark.parametrize("model, mode", [("tastgram", m) for m in MODES] + [("stgram", "arcface")])
 def test_every_mode_trains_one_epoch_with_a_finite_loss(fan_data, tmp_path, model, mode):
     history = train(smoke_config(model=model, mode=mode, num_epochs=1), fan_data, tmp_path / "run",
-                    progress=False)
+                    Setup(progress=False))
     assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_accuracy", "lr",
                                      "seconds", "best"]
     row = history.iloc[0]
@@ -62,9 +62,9 @@ def test_compiled_training_gives_the_same_numbers_and_checkpoint_names(fan_data,
 
     monkeypatch.setattr(loop, "train_step", recording)
     config = smoke_config(mode="noisy_arcmix", num_epochs=1)
-    train(config, fan_data, tmp_path / "eager", progress=False)
+    train(config, fan_data, tmp_path / "eager", Setup(progress=False))
     eager, steps[:] = list(steps), []
-    train(config, fan_data, tmp_path / "compiled", progress=False, compile_model=True)
+    train(config, fan_data, tmp_path / "compiled", Setup(progress=False, compile_model=True))
     assert len(steps) == len(eager) >= 2
     assert steps[0] == pytest.approx(eager[0], rel=1e-4)
     assert steps == pytest.approx(eager, rel=0.02)
@@ -75,7 +75,7 @@ def test_compiled_training_gives_the_same_numbers_and_checkpoint_names(fan_data,
 
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(fan_data, tmp_path):
     config = smoke_config(mode="noisy_arcmix", num_epochs=2)
-    full = train(config, fan_data, tmp_path / "full", progress=False)
+    full = train(config, fan_data, tmp_path / "full", Setup(progress=False))
     # CosineAnnealingLR from lr to min_lr_ratio * lr over num_epochs, stepped per epoch
     expected = [config.min_lr_ratio * config.lr + (1 - config.min_lr_ratio) * config.lr
                 * (1 + math.cos(math.pi * e / config.num_epochs)) / 2 for e in range(2)]
@@ -93,9 +93,9 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(fan_data, tmp_
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(config, fan_data, tmp_path / "cut", progress=False, on_epoch_end=stop_after_first_epoch)
+        train(config, fan_data, tmp_path / "cut", Setup(progress=False), on_epoch_end=stop_after_first_epoch)
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
-    resumed = train(config, fan_data, tmp_path / "cut", progress=False)
+    resumed = train(config, fan_data, tmp_path / "cut", Setup(progress=False))
 
     columns = ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "best"]
     pd.testing.assert_frame_equal(resumed[columns], full[columns], check_exact=False, rtol=1e-5)
@@ -105,16 +105,16 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(fan_data, tmp_
         torch.testing.assert_close(cut_state["model"][name], tensor, rtol=1e-5, atol=1e-6,
                                    msg=lambda m, name=name: f"{name}: {m}")
     # A finished run returns its history at once
-    again = train(config, fan_data, tmp_path / "cut", progress=False)
+    again = train(config, fan_data, tmp_path / "cut", Setup(progress=False))
     assert again["epoch"].tolist() == [1, 2]
 
 
 def test_a_run_folder_of_another_config_is_refused(fan_data, tmp_path):
     config = smoke_config(num_epochs=1)
-    train(config, fan_data, tmp_path / "run", progress=False)
+    train(config, fan_data, tmp_path / "run", Setup(progress=False))
     other = smoke_config(num_epochs=1, lr=0.5, mode="arcmix")
     with pytest.raises(ValueError, match=r"different config.*lr: 0\.001 vs 0\.5.*mode"):
-        train(other, fan_data, tmp_path / "run", progress=False)
+        train(other, fan_data, tmp_path / "run", Setup(progress=False))
     with pytest.raises(ValueError, match=r"lr: 0\.001 vs 0\.5"):
         load_checkpoint(tmp_path / "run" / "last.pt", other)
     info = read_run_info(tmp_path / "run")
@@ -130,7 +130,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown TrainConfig field"):
         smoke_config(epochs=3)
     with pytest.raises(FileNotFoundError, match="data root .*nowhere does not exist"):
-        train(smoke_config(), tmp_path / "nowhere", tmp_path / "run", progress=False)
+        train(smoke_config(), tmp_path / "nowhere", tmp_path / "run", Setup(progress=False))
     with pytest.raises(FileNotFoundError, match="has no checkpoint best.pt"):
         (tmp_path / "empty").mkdir()
         load_model(tmp_path / "empty")
