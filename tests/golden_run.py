@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import threadpoolctl
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
@@ -79,6 +80,10 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
+#: OpenBLAS threads of every recording (a 2-core machine's default).
+SKETCH_BLAS_THREADS = 2
+
+
 def sketch(tensor: torch.Tensor, name: str) -> list:
     """`[norm, p1, p2]` of a tensor: its L2 norm and its projections onto two fixed vectors of
     +-1 (drawn from the tensor's name, divided by sqrt(size) so that |p| <= norm). Integer
@@ -87,7 +92,11 @@ def sketch(tensor: torch.Tensor, name: str) -> list:
     flat = tensor.detach().cpu().contiguous().reshape(-1).double().numpy()
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     signs = rng.integers(0, 2, size=(2, flat.size)) * 2.0 - 1.0
-    return [float(np.linalg.norm(flat)), *(signs @ flat / np.sqrt(flat.size)).tolist()]
+    # OpenBLAS splits a long dot product over its threads, so the norm's last bits depend on
+    # how many it has (OMP_NUM_THREADS=1 or a 4-core machine give others): always the
+    # recordings' count.
+    with threadpoolctl.threadpool_limits(limits=SKETCH_BLAS_THREADS, user_api="blas"):
+        return [float(np.linalg.norm(flat)), *(signs @ flat / np.sqrt(flat.size)).tolist()]
 
 
 class FirstStepDone(Exception):
