@@ -23,9 +23,9 @@ Two set-ups, both float32 with the same architecture and maths, both asdlib's co
 `--reuse-freed-memory` adds glibc's malloc setting of `asdlib.runtime.reuse_freed_memory`
 (process-wide, so only when asked), `--compile` adds `torch.compile` of the two sub-networks
 (slow to start: tens of seconds on a CPU), `--threads` sets torch's intra-op threads. The figures
-are medians over `--repeats` runs after `--warmup` untimed runs; programs sharing the cores make
-them noisy, so the conditions (threads, load average) are printed with them. These are figures,
-not tests.
+are medians over `--repeats` runs after `--warmup` untimed runs (`Timing`); programs sharing the
+cores make them noisy, so the conditions (threads, load average) are printed with them. These are
+figures, not tests.
 
 On a machine whose cores are busy with other programs, start Python with
 `OMP_WAIT_POLICY=PASSIVE`: by default OpenMP threads spin while they wait for each other, and
@@ -35,6 +35,7 @@ measured a 2-thread training step 6x slower than with PASSIVE on the shared 2-co
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -44,7 +45,10 @@ import torch
 from asdlib import loop, models, profiles, runtime
 from asdlib.profiles import TrainConfig
 
-__all__ = ["LEVERS", "bench", "levers", "time_it"]
+__all__ = ["LEVERS", "NUM_CLASSES", "Timing", "bench", "levers", "time_it"]
+
+#: Classes of the ArcFace head that `bench` times (41: the machine IDs of DCASE 2020 Task 2).
+NUM_CLASSES = 41
 
 
 def _synchronize(device: torch.device) -> None:
@@ -71,83 +75,122 @@ def time_it(fn, repeats: int = 3, warmup: int = 1, device=None, clock=time.perf_
     return statistics.median(times)
 
 
-def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, threads=None,
-          plain: bool = False, compile_model: bool = False, repeats: int = 3,
-          warmup: int = 1, num_classes: int = 41, cpu_time: bool = False, printer=print) -> list:
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """How `bench` and `levers` measure.
+
+    Attributes:
+        repeats: timed runs per figure, whose median is reported (`levers`: rounds).
+        warmup: untimed runs first.
+        cpu_time: the CPU time of this process (all its threads) instead of wall time.
+        threads: torch intra-op threads (None: torch's); set for the whole process.
+    """
+
+    repeats: int = 3
+    warmup: int = 1
+    cpu_time: bool = False
+    threads: int | None = None
+
+    @property
+    def clock(self):
+        """`time.process_time` with `cpu_time`, else `time.perf_counter`."""
+        return time.process_time if self.cpu_time else time.perf_counter
+
+    def apply_threads(self) -> None:
+        """Set torch's intra-op threads when `threads` is given."""
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+
+
+def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, timing: Timing | None = None,
+          plain: bool = False, compile_model: bool = False) -> list:
     """Time training and evaluation of TASTgram; print one line per (clip length, batch).
 
     Args:
         seconds: clip lengths in seconds.
         batch_sizes: clips per batch.
         device: "cpu", "cuda", ... (default: `asdlib.runtime.device()`).
-        threads: torch intra-op threads (default: torch's); this sets them for the process.
+        timing: repeats, warm-up, clock and threads (`Timing`; default `Timing()`).
         plain: PyTorch's default settings instead of the trainer's (see the module docstring).
         compile_model: `torch.compile` the Tgram network and the MobileFaceNet.
-        repeats, warmup: timed and untimed runs per figure.
-        num_classes: classes of the ArcFace head (41: DCASE 2020 Task 2).
-        cpu_time: report CPU time (all threads of this process) instead of wall time.
-        printer: where the lines go.
 
     Returns:
         A list of dicts: seconds, batch, train_ms, net_ms, eval_ms (ms per clip; None where
         a batch of one cannot train).
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    timing = timing or Timing()
+    timing.apply_threads()
     device = runtime.device(device)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    setup = "plain (PyTorch defaults)" if plain else "ours (asdlib.train)"
-    malloc = runtime.freed_memory_reused()
-    printer(f"TASTgram, {num_classes} classes | set-up: {setup}: channels_last={not plain} "
-            f"foreach_adamw={not plain} malloc_reuse={malloc} compile={compile_model}")
-    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default")
-    printer(f"device={device} threads={torch.get_num_threads()} OMP_WAIT_POLICY={wait_policy} | "
-            f"load average {load:.1f} on {os.cpu_count()} cores | median of {repeats} after "
-            f"{warmup} warm-up | torch {torch.__version__}")
-    clock = time.process_time if cpu_time else time.perf_counter
-    printer(f"times: {'CPU time of this process' if cpu_time else 'wall time'}")
-    printer(f"{'clip':>5} {'batch':>5} {'train ms/clip':>14} {'net ms/clip':>12} {'eval ms/clip':>13}")
+    _print_conditions(device, timing, plain, compile_model)
     generator = torch.Generator().manual_seed(2023)
     rows = []
     for clip_seconds in seconds:
         config = TrainConfig(seconds=clip_seconds, model="tastgram", mode="noisy_arcmix")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(2023)
-            model = config.build_model(num_classes)
+            model = config.build_model(NUM_CLASSES)
         model = models.speed_up(model.to(device), channels_last=not plain,
-                               compile_model=compile_model)
-        logmel_fn = config.build_logmel().to(device)
+                                compile_model=compile_model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=not plain)
+        step = loop.Step(model, optimizer, config.mode, config.build_logmel().to(device),
+                         alpha=config.alpha, device=device)
         for batch in batch_sizes:
-            # Random clips: [batch, samples]; their log-Mels for the "net" column
-            wav = (0.1 * torch.randn(batch, config.num_samples, generator=generator)).to(device)
-            labels = torch.randint(0, num_classes, (batch,), generator=generator).to(device)
-            with torch.no_grad():
-                logmel_fixed = logmel_fn(wav)  # [batch, 128, frames]
-
-            def step(front_end):
-                model.train()
-                loop.train_step(model, optimizer, wav, labels, mode=config.mode,
-                                logmel_fn=front_end, alpha=config.alpha, generator=generator)
-
-            def evaluate():
-                model.eval()
-                with torch.inference_mode():
-                    model(wav, logmel_fn(wav), labels)
-
-            train_ms = net_ms = None
-            if batch > 1:
-                train_ms = 1000 * time_it(lambda: step(logmel_fn), repeats, warmup, device, clock) / batch
-                net_ms = 1000 * time_it(lambda: step(lambda _: logmel_fixed), repeats, warmup,
-                                        device, clock) / batch
-            eval_ms = 1000 * time_it(evaluate, repeats, warmup, device, clock) / batch
-            rows.append({"seconds": clip_seconds, "batch": batch, "train_ms": train_ms,
-                         "net_ms": net_ms, "eval_ms": eval_ms})
-            train_text = "-" if train_ms is None else f"{train_ms:.1f}"
-            net_text = "-" if net_ms is None else f"{net_ms:.1f}"
-            printer(f"{clip_seconds:>4g}s {batch:>5} {train_text:>14} {net_text:>12} {eval_ms:>13.1f}")
-        printer(f"  {clip_seconds:g} s model: {models.count_parameters(model):,} parameters")
+            row = {"seconds": clip_seconds, "batch": batch,
+                   **_time_batch(step, config.num_samples, batch, generator, timing)}
+            rows.append(row)
+            train_text = "-" if row["train_ms"] is None else f"{row['train_ms']:.1f}"
+            net_text = "-" if row["net_ms"] is None else f"{row['net_ms']:.1f}"
+            print(f"{clip_seconds:>4g}s {batch:>5} {train_text:>14} {net_text:>12} "
+                  f"{row['eval_ms']:>13.1f}")
+        print(f"  {clip_seconds:g} s model: {models.count_parameters(model):,} parameters")
     return rows
+
+
+def _print_conditions(device, timing: Timing, plain: bool, compile_model: bool) -> None:
+    """The lines above `bench`'s table: the set-up and what the figures depend on."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    setup = "plain (PyTorch defaults)" if plain else "ours (asdlib.train)"
+    malloc = runtime.freed_memory_reused()
+    print(f"TASTgram, {NUM_CLASSES} classes | set-up: {setup}: channels_last={not plain} "
+          f"foreach_adamw={not plain} malloc_reuse={malloc} compile={compile_model}")
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default")
+    print(f"device={device} threads={torch.get_num_threads()} OMP_WAIT_POLICY={wait_policy} | "
+          f"load average {load:.1f} on {os.cpu_count()} cores | median of {timing.repeats} after "
+          f"{timing.warmup} warm-up | torch {torch.__version__}")
+    print(f"times: {'CPU time of this process' if timing.cpu_time else 'wall time'}")
+    print(f"{'clip':>5} {'batch':>5} {'train ms/clip':>14} {'net ms/clip':>12} {'eval ms/clip':>13}")
+
+
+def _train_once(step: loop.Step, wav, labels, generator) -> None:
+    """One `asdlib.loop.train_step`, the model in train mode (`evaluate` leaves it in eval)."""
+    step.model.train()
+    loop.train_step(step, wav, labels, generator)
+
+
+def _time_batch(step: loop.Step, num_samples: int, batch: int, generator, timing: Timing) -> dict:
+    """`train_ms`, `net_ms` and `eval_ms` (per clip) of `step` on a batch of random clips."""
+    device = step.device
+    # Random clips: [batch, samples]; their log-Mels for the "net" column
+    wav = (0.1 * torch.randn(batch, num_samples, generator=generator)).to(device)
+    labels = torch.randint(0, NUM_CLASSES, (batch,), generator=generator).to(device)
+    with torch.no_grad():
+        logmel_fixed = step.logmel_fn(wav)  # [batch, 128, frames]
+    # The same model and optimizer, fed the log-Mels computed above
+    net_step = dataclasses.replace(step, logmel_fn=lambda _: logmel_fixed)
+
+    def evaluate():
+        step.model.eval()
+        with torch.inference_mode():
+            step.model(wav, step.logmel_fn(wav), labels)
+
+    def ms_per_clip(fn):
+        return 1000 * time_it(fn, timing.repeats, timing.warmup, device, timing.clock) / batch
+
+    train_ms = net_ms = None
+    if batch > 1:  # BatchNorm cannot train on one clip
+        train_ms = ms_per_clip(lambda: _train_once(step, wav, labels, generator))
+        net_ms = ms_per_clip(lambda: _train_once(net_step, wav, labels, generator))
+    return {"train_ms": train_ms, "net_ms": net_ms, "eval_ms": ms_per_clip(evaluate)}
 
 
 #: The speed levers `levers` times, each against the trainer's default set-up (float32,
@@ -162,77 +205,90 @@ LEVERS = {
 }
 
 
-def levers(sizes=("book", "paper"), batch: int | None = None, rounds: int = 5, warmup: int = 1,
-           threads: int | None = None, num_classes: int | None = None, cpu_time: bool = False,
-           printer=print) -> list:
+def levers(sizes=("book", "paper"), batch: int | None = None, timing: Timing | None = None) -> list:
     """Time one training step of every lever of `LEVERS` side by side, in one process.
 
     For each profile size (clip length, mels, batch; STgram's and TASTgram's shared backbone is
-    timed as TASTgram), every lever gets its own copy of the same network, and the levers take
-    turns, round after round (A B C ... A B C ...), so that a machine whose speed drifts slows
-    them alike: quote the ratios, not the milliseconds. "log-Mel once per clip" feeds log-Mels
-    computed beforehand (what a log-Mel cache would give); "bf16" is CPU or CUDA autocast;
-    "float32 islands" keeps `asdlib.models.float32_islands` in float32. With `cpu_time`, the
-    CPU time of this process is measured instead of wall time: on a machine whose cores other
-    programs keep busy, it is what the step costs, not how long it waited.
+    timed as TASTgram, with the profile's number of machine IDs), every lever gets its own copy
+    of the same network, and the levers take turns, round after round (A B C ... A B C ...), so
+    that a machine whose speed drifts slows them alike: quote the ratios, not the milliseconds.
+    "log-Mel once per clip" feeds log-Mels computed beforehand (what a log-Mel cache would
+    give); "bf16" is CPU or CUDA autocast; "float32 islands" keeps
+    `asdlib.models.float32_islands` in float32. With `timing.cpu_time`, the CPU time of this
+    process is measured instead of wall time: on a machine whose cores other programs keep
+    busy, it is what the step costs, not how long it waited.
+
+    Args:
+        sizes: profile names (`asdlib.profiles.PROFILES`).
+        batch: clips per step (default: each profile's batch size).
+        timing: `timing.repeats` rounds after `timing.warmup` (default `Timing(repeats=5)`).
 
     Returns:
         One dict per (size, lever): size, lever, ms_per_clip, clips_per_s, ratio.
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    timing = timing or Timing(repeats=5)
+    timing.apply_threads()
     device = runtime.device(None)
-    printer(f"levers of one training step (TASTgram, Noisy-ArcMix), {device}, "
-            f"{torch.get_num_threads()} threads, native bf16: {runtime.native_bf16()}, "
-            f"{runtime.cpu_model()}, torch {torch.__version__}; median of {rounds} interleaved "
-            f"rounds after {warmup}, {'CPU' if cpu_time else 'wall'} time")
-    clock = time.process_time if cpu_time else time.perf_counter
+    print(f"levers of one training step (TASTgram, Noisy-ArcMix), {device}, "
+          f"{torch.get_num_threads()} threads, native bf16: {runtime.native_bf16()}, "
+          f"{runtime.cpu_model()}, torch {torch.__version__}; median of {timing.repeats} "
+          f"interleaved rounds after {timing.warmup}, {'CPU' if timing.cpu_time else 'wall'} time")
     rows = []
     generator = torch.Generator().manual_seed(2023)
     for size in sizes:
         profile = profiles.get_profile(size)
         config = TrainConfig.from_profile(profile)
         clips = batch or config.batch_size
-        classes = num_classes or (41 if profile.ids == "all" else 23)
-        wav = 0.1 * torch.randn(clips, config.num_samples, generator=generator)
-        labels = torch.randint(0, classes, (clips,), generator=generator)
-        logmel_fn = config.build_logmel()
-        with torch.no_grad():
-            logmel_fixed = logmel_fn(wav)
-        steps = {}
-        for name, lever in LEVERS.items():
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(2023)
-                model = config.build_model(classes)
-            amp_dtype = torch.bfloat16 if lever.get("bf16") else None
-            model = models.speed_up(model.to(device), lever.get("channels_last", True),
-                                   amp_dtype=amp_dtype if lever.get("islands", True) else None,
-                                   device_type=device.type)
-            optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
-            front_end = (lambda _: logmel_fixed) if lever.get("logmel_once") else logmel_fn
-
-            def step(model=model, optimizer=optimizer, front_end=front_end, amp_dtype=amp_dtype):
-                model.train()
-                loop.train_step(model, optimizer, wav, labels, mode=config.mode,
-                                logmel_fn=front_end, alpha=config.alpha, generator=generator,
-                                amp_dtype=amp_dtype)
-
-            steps[name] = step
-        times = {name: [] for name in steps}
-        for round_ in range(warmup + rounds):
-            for name, step in steps.items():
-                started = clock()
-                step()
-                if round_ >= warmup:
-                    times[name].append(clock() - started)
+        classes = 41 if profile.ids == "all" else 23
+        # Random clips on the device: [clips, samples], [clips]
+        wav = (0.1 * torch.randn(clips, config.num_samples, generator=generator)).to(device)
+        labels = torch.randint(0, classes, (clips,), generator=generator).to(device)
+        steps = _lever_steps(config, classes, device, wav)
+        times = _take_turns({name: (lambda s=s: _train_once(s, wav, labels, generator))
+                             for name, s in steps.items()}, timing)
         base = statistics.median(times[next(iter(LEVERS))])
-        printer(f"\n{size}: {config.seconds:g} s clips, {config.n_mels} mels, batch {clips}, "
-                f"{classes} classes")
-        printer(f"{'lever':<36} {'ms/clip':>8} {'clips/s':>8} {'x default':>10}")
+        print(f"\n{size}: {config.seconds:g} s clips, {config.n_mels} mels, batch {clips}, "
+              f"{classes} classes")
+        print(f"{'lever':<36} {'ms/clip':>8} {'clips/s':>8} {'x default':>10}")
         for name, values in times.items():
             median = statistics.median(values)
             rows.append({"size": size, "lever": name, "ms_per_clip": 1000 * median / clips,
                          "clips_per_s": clips / median, "ratio": median / base})
-            printer(f"{name:<36} {1000 * median / clips:>8.1f} {clips / median:>8.1f} "
-                    f"{median / base:>9.2f}x")
+            print(f"{name:<36} {1000 * median / clips:>8.1f} {clips / median:>8.1f} "
+                  f"{median / base:>9.2f}x")
     return rows
+
+
+def _lever_steps(config: TrainConfig, classes: int, device, wav) -> dict:
+    """`{lever: loop.Step}`: for every lever of `LEVERS`, its own copy of the same network
+    (seeded weights), set up as the lever says, with its own AdamW."""
+    logmel_fn = config.build_logmel().to(device)
+    with torch.no_grad():
+        logmel_fixed = logmel_fn(wav)  # [clips, n_mels, frames]
+    steps = {}
+    for name, lever in LEVERS.items():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(2023)
+            model = config.build_model(classes)
+        amp_dtype = torch.bfloat16 if lever.get("bf16") else None
+        model = models.speed_up(model.to(device), lever.get("channels_last", True),
+                                amp_dtype=amp_dtype if lever.get("islands", True) else None,
+                                device_type=device.type)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
+        front_end = (lambda _: logmel_fixed) if lever.get("logmel_once") else logmel_fn
+        steps[name] = loop.Step(model, optimizer, config.mode, front_end, alpha=config.alpha,
+                                device=device, amp_dtype=amp_dtype)
+    return steps
+
+
+def _take_turns(calls: dict, timing: Timing) -> dict:
+    """`{name: [seconds of each timed round]}`: every call once per round, in turn, for
+    `timing.warmup` untimed rounds and then `timing.repeats` timed ones."""
+    times = {name: [] for name in calls}
+    for round_ in range(timing.warmup + timing.repeats):
+        for name, call in calls.items():
+            started = timing.clock()
+            call()
+            if round_ >= timing.warmup:
+                times[name].append(timing.clock() - started)
+    return times

@@ -8,22 +8,22 @@ split is decoded ONCE into a cache folder:
 - ``wavs.npy``: int16 samples ``[clips, num_samples]`` (half the size of float32), written in
   chunks of :data:`CHUNK_CLIPS` clips, so the RAM used does not grow with the number of clips;
 - ``index.csv``: the index rows of the cached clips, with their ``class_label``;
-- ``logmel.npy`` (optional): float16 log-Mel spectrograms ``[clips, n_mels, frames]``;
 - ``meta.json``: the inputs and the repair counts.
 
 The cache is an `asdlib.store` folder: built in a temporary folder, marked complete and renamed
 into place, under a file lock, so a killed build never leaves a cache that looks complete and two
 processes that want the same cache build it once. The folder name is a hash of every
-input (the files in order with their sizes and modification times, the labels, ``num_samples``,
-``sample_rate``, the options and :data:`FORMAT_VERSION`): change any of them and a new cache is
+input (the files in order with their sizes and modification times, the labels, how the clips
+are decoded (:class:`Decoding`) and :data:`FORMAT_VERSION`): change any of them and a new cache is
 built; build again with the same inputs and nothing happens.
 
 :class:`ClipDataset` serves ``(wav, label, row)`` by reading one clip from the file per item
-(nothing is loaded in full); log-Mels are normally computed in batches on the training device.
+(nothing is loaded in full); log-Mels are computed in batches on the training device.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -33,15 +33,40 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from asdlib import audio, dcase, features, runtime, store
+from asdlib import audio, dcase, runtime, store
 from asdlib.layout import SAMPLE_RATE
 
 #: Bumped whenever the files of a cache change meaning; part of the cache key.
 FORMAT_VERSION = 1
 #: Clips decoded, buffered and written at a time (32 x 10 s int16 = 10 MB).
 CHUNK_CLIPS = 32
-#: Clips per log-Mel batch while building (bounds the STFT's memory).
-LOGMEL_BATCH = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Decoding:
+    """How the clips of a cache are decoded (see :func:`asdlib.audio.read_clips`).
+
+    Attributes:
+        num_samples: length of every clip (longer files are cropped, shorter zero-padded).
+        sample_rate: the wanted rate in Hz (other rates are resampled).
+        channel: channel kept from multi-channel files.
+        on_error: ``"raise"`` or ``"skip"`` unreadable files.
+    """
+
+    num_samples: int
+    sample_rate: int = SAMPLE_RATE
+    channel: int = 0
+    on_error: str = "raise"
+
+    def __post_init__(self):
+        # Plain ints (a numpy integer would not go into meta.json)
+        for name in ("num_samples", "sample_rate", "channel"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    @classmethod
+    def of(cls, decoding) -> "Decoding":
+        """`decoding` itself, or ``Decoding(num_samples=decoding)`` for a number of samples."""
+        return decoding if isinstance(decoding, cls) else cls(int(decoding))
 
 
 def _as_index(index) -> pd.DataFrame:
@@ -73,18 +98,22 @@ def _labels(index: pd.DataFrame, class_map) -> np.ndarray:
     return np.array([class_map[k] for k in keys], dtype=np.int64)
 
 
-def cache_key(index, num_samples: int, sample_rate: int = SAMPLE_RATE, class_map=None,
-              channel: int = 0, logmel: dict | None = None, on_error: str = "raise") -> str:
+def cache_key(index, decoding, class_map=None) -> str:
     """The hash that names a cache: the same inputs always give the same key.
 
     Hashed: :data:`FORMAT_VERSION`, every file in the index's order with its size and
-    modification time (the order is the order of the cache's rows), the class labels,
-    ``num_samples``, ``sample_rate``, ``channel``, the ``logmel`` settings and ``on_error``.
+    modification time (the order is the order of the cache's rows), the class labels and the
+    fields of `decoding`.
+
+    Args:
+        index: as for :func:`build_cache`.
+        decoding: a :class:`Decoding`, or the number of samples (the other fields default).
+        class_map: as for :func:`build_cache`.
 
     Returns:
         A 16-character hexadecimal string.
     """
-    index = _as_index(index)
+    index, decoding = _as_index(index), Decoding.of(decoding)
     files = []
     for path in index["path"]:
         try:
@@ -96,11 +125,11 @@ def cache_key(index, num_samples: int, sample_rate: int = SAMPLE_RATE, class_map
         "version": FORMAT_VERSION,
         "files": files,
         "labels": _labels(index, class_map).tolist(),
-        "num_samples": int(num_samples),
-        "sample_rate": int(sample_rate),
-        "channel": int(channel),
-        "logmel": None if logmel is None else dict(sorted(logmel.items())),
-        "on_error": on_error,
+        "num_samples": int(decoding.num_samples),
+        "sample_rate": int(decoding.sample_rate),
+        "channel": int(decoding.channel),
+        "logmel": None,  # a fixed entry: without it the key of every cache would change
+        "on_error": decoding.on_error,
     }
     return store.key(inputs)
 
@@ -120,24 +149,18 @@ def _start_npy(path: Path, shape: tuple, dtype) -> "tuple":
     return f, offset
 
 
-def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RATE, *,
-                class_map=None, channel: int = 0, logmel: dict | None = None,
-                on_error: str = "raise", progress: bool = True) -> Path:
+def build_cache(index, cache_dir, decoding, class_map=None, progress: bool = True) -> Path:
     """Decode the clips of ``index`` once into a cache folder under ``cache_dir``.
 
     Args:
         index: a DataFrame from :func:`asdlib.dcase.build_index` (or any frame with a ``path``
             column, or a list of wav paths; the labels are then -1).
         cache_dir: the folder holding caches; the cache is ``<cache_dir>/clips-<key>``.
-        num_samples: length of every clip (longer files are cropped, shorter zero-padded).
-        sample_rate: the wanted rate in Hz (other rates are resampled).
+        decoding: how the clips are decoded (:class:`Decoding`), or the number of samples of
+            every clip (at :data:`asdlib.layout.SAMPLE_RATE`, channel 0, unreadable files raise).
         class_map: ``{(machine_type, machine_id): class}``; default
             :func:`asdlib.dcase.class_map` of ``index`` (which needs training clips: for a
             test split, pass the training index's map).
-        channel: channel kept from multi-channel files.
-        logmel: also cache float16 log-Mels: the keyword arguments of
-            :class:`asdlib.features.LogMel` (``{}`` for the authors' settings); ``None``: no.
-        on_error: ``"raise"`` or ``"skip"`` unreadable files (see :func:`asdlib.audio.read_clips`).
         progress: show a progress bar.
 
     Returns:
@@ -149,77 +172,56 @@ def build_cache(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RA
 
     A build that fails for any reason removes what it wrote.
     """
-    index = _as_index(index)
+    index, decoding = _as_index(index), Decoding.of(decoding)
     if len(index) == 0:
         raise ValueError("build_cache: the index is empty")
     labels = _labels(index, class_map)
-    key = cache_key(index, num_samples, sample_rate, class_map, channel, logmel, on_error)
+    key = cache_key(index, decoding, class_map)
     warnings_to_give = []
 
     def build(work: Path) -> None:
         for leftover in work.iterdir():  # a killed build's files: start again
             leftover.unlink()
         try:
-            report = _write_cache(work, index, labels, num_samples, sample_rate, channel,
-                                  logmel, on_error, progress)
+            report = _write_cache(work, index, labels, decoding, progress)
         except OSError as err:
             if err.errno not in runtime.DISK_FULL:
                 raise
             raise runtime.write_error(err, Path(cache_dir) / f"clips-{key}") from None
         meta = {"key": key, "format_version": FORMAT_VERSION, "num_clips": len(report.kept),
-                "num_samples": int(num_samples), "sample_rate": int(sample_rate),
-                "channel": channel, "logmel": logmel, "on_error": on_error,
-                "repairs": dict(report.counts)}
+                **dataclasses.asdict(decoding), "repairs": dict(report.counts)}
         (work / "meta.json").write_text(json.dumps(meta, indent=1))
         warnings_to_give.append(report)
 
     final = store.folder(cache_dir, f"clips-{key}", build, keep_partial=False,
                          description=f"the clip cache of {len(index)} clips")
     for report in warnings_to_give:
-        audio.warn_counts(report.counts, report.files, num_samples, sample_rate, channel,
-                          stacklevel=2)
+        audio.warn_counts(report.counts, report.files, decoding.num_samples,
+                          decoding.sample_rate, decoding.channel, stacklevel=2)
     return final
 
 
-def _write_cache(folder, index, labels, num_samples, sample_rate, channel, logmel, on_error,
-                 progress):
+def _write_cache(folder: Path, index, labels, decoding: Decoding, progress: bool):
     """Stream the clips into ``folder``: chunks of :data:`CHUNK_CLIPS` clips, never all."""
     num_clips = len(index)
-    wav_file, _ = _start_npy(folder / "wavs.npy", (num_clips, num_samples), np.int16)
-    mel_file = to_logmel = None
-    if logmel is not None:
-        to_logmel = features.LogMel(sample_rate=sample_rate, **logmel).eval()
-        shape = (num_clips, to_logmel.n_mels, features.num_frames(num_samples, to_logmel.hop_length))
-        mel_file, _ = _start_npy(folder / "logmel.npy", shape, np.float16)
+    wav_file, _ = _start_npy(folder / "wavs.npy", (num_clips, decoding.num_samples), np.int16)
     report = audio.ReadReport()
-    chunk = np.zeros((CHUNK_CLIPS, num_samples), dtype=np.int16)
+    chunk = np.zeros((CHUNK_CLIPS, decoding.num_samples), dtype=np.int16)
     filled = 0
-
-    def flush(rows):
-        wav_file.write(rows.tobytes())
-        if to_logmel is not None:
-            with torch.no_grad():
-                for start in range(0, len(rows), LOGMEL_BATCH):
-                    # [batch, samples] float32 from the int16 samples, as ClipDataset serves them
-                    wav = torch.from_numpy(rows[start:start + LOGMEL_BATCH].astype(np.float32))
-                    mel = to_logmel(wav / 32768.0)  # [batch, n_mels, frames]
-                    mel_file.write(mel.numpy().astype(np.float16).tobytes())
-
     try:
-        clips = audio.iter_clips(index["path"], num_samples, sample_rate, channel, on_error,
-                                 report, progress, desc="caching clips")
+        clips = audio.iter_clips(index["path"], decoding.num_samples, decoding.sample_rate,
+                                 decoding.channel, decoding.on_error, report, progress,
+                                 desc="caching clips")
         for _, wav in clips:
             # float32 in [-1, 1] -> int16 (PCM16 sources come back exactly)
             chunk[filled] = np.clip(np.round(wav * 32768.0), -32768, 32767)
             filled += 1
             if filled == CHUNK_CLIPS:
-                flush(chunk)
+                wav_file.write(chunk.tobytes())
                 filled = 0
-        flush(chunk[:filled])
+        wav_file.write(chunk[:filled].tobytes())
     finally:
         wav_file.close()
-        if mel_file is not None:
-            mel_file.close()
     if not report.kept:
         raise ValueError(f"build_cache: none of the {num_clips} clips could be read")
     rows = index.iloc[report.kept].copy()
@@ -233,8 +235,7 @@ class ClipDataset(Dataset):
     """The clips of a complete cache, read one at a time from disk.
 
     ``dataset[i]`` is ``(wav, label, i)``: the float32 clip, its class label (-1 if none) and
-    its row in ``dataset.index``. With ``with_logmel=True`` (caches built with ``logmel=``) it
-    is ``(wav, logmel, label, i)``.
+    its row in ``dataset.index``.
 
     Each item is one ``os.pread`` from ``wavs.npy`` (DataLoader workers open their own file),
     so the process holds no clip it is not serving. ``dataset.wavs`` is the whole array as a
@@ -242,10 +243,9 @@ class ClipDataset(Dataset):
 
     Shapes:
         - wav: ``[num_samples]`` float32 in [-1, 1].
-        - logmel: ``[n_mels, frames]`` float32 (stored as float16).
     """
 
-    def __init__(self, path, with_logmel: bool = False):
+    def __init__(self, path):
         self.path = Path(path)
         if not store.is_complete(self.path):
             raise FileNotFoundError(f"{self.path} is not a complete asdlib cache (no "
@@ -258,14 +258,10 @@ class ClipDataset(Dataset):
         self.labels = self.index["class_label"].to_numpy(dtype=np.int64)
         self.num_samples = int(self.meta["num_samples"])
         self.sample_rate = int(self.meta["sample_rate"])
-        self.with_logmel = with_logmel
-        if with_logmel and not (self.path / "logmel.npy").exists():
-            raise ValueError(f"{self.path} holds no log-Mels: build it with logmel={{}}")
-        self._arrays = {}  # name -> (offset, row shape, dtype), read from the .npy headers
-        for name in ("wavs", "logmel") if with_logmel else ("wavs",):
-            array = np.load(self.path / f"{name}.npy", mmap_mode="r")
-            self._arrays[name] = (array.offset, array.shape[1:], array.dtype)
-        self._fds = {}
+        # (offset, row shape, dtype) of wavs.npy, read from its header
+        array = np.load(self.path / "wavs.npy", mmap_mode="r")
+        self._layout = (array.offset, array.shape[1:], array.dtype)
+        self._fd = None
         self._pid = None
 
     def __len__(self) -> int:
@@ -276,20 +272,14 @@ class ClipDataset(Dataset):
         """All clips as an int16 ``[clips, num_samples]`` read-only memmap (divide by 32768)."""
         return np.load(self.path / "wavs.npy", mmap_mode="r")[: len(self)]
 
-    @property
-    def logmels(self) -> np.ndarray:
-        """All log-Mels as a float16 ``[clips, n_mels, frames]`` read-only memmap."""
-        return np.load(self.path / "logmel.npy", mmap_mode="r")[: len(self)]
-
-    def _read(self, name: str, i: int) -> np.ndarray:
+    def _read(self, i: int) -> np.ndarray:
+        """Clip ``i`` as stored: int16 ``[num_samples]``."""
         if self._pid != os.getpid():  # first use in this process (e.g. a DataLoader worker)
-            self._fds = {}
+            self._fd = os.open(self.path / "wavs.npy", os.O_RDONLY)
             self._pid = os.getpid()
-        if name not in self._fds:
-            self._fds[name] = os.open(self.path / f"{name}.npy", os.O_RDONLY)
-        offset, shape, dtype = self._arrays[name]
+        offset, shape, dtype = self._layout
         size = int(np.prod(shape)) * dtype.itemsize
-        data = os.pread(self._fds[name], size, offset + i * size)
+        data = os.pread(self._fd, size, offset + i * size)
         return np.frombuffer(data, dtype=dtype).reshape(shape)
 
     def __getitem__(self, i: int):
@@ -297,41 +287,33 @@ class ClipDataset(Dataset):
             raise IndexError(f"index {i} out of range for a cache of {len(self)} clips")
         i = int(i) % len(self)
         # int16 -> float32 in [-1, 1]
-        wav = torch.from_numpy(self._read("wavs", i).astype(np.float32) / 32768.0)
-        label = int(self.labels[i])
-        if self.with_logmel:
-            logmel = torch.from_numpy(self._read("logmel", i).astype(np.float32))
-            return wav, logmel, label, i
-        return wav, label, i
+        wav = torch.from_numpy(self._read(i).astype(np.float32) / 32768.0)
+        return wav, int(self.labels[i]), i
 
     def __getstate__(self):  # picklable for spawned DataLoader workers: no open files
         state = dict(self.__dict__)
-        state["_fds"], state["_pid"] = {}, None
+        state["_fd"], state["_pid"] = None, None
         return state
 
     def __del__(self):
-        if getattr(self, "_pid", None) == os.getpid():
-            for fd in self._fds.values():
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        if getattr(self, "_pid", None) == os.getpid() and self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
 
-def open_cache(path, with_logmel: bool = False) -> ClipDataset:
+def open_cache(path) -> ClipDataset:
     """The :class:`ClipDataset` of a complete cache folder (from :func:`build_cache`)."""
-    return ClipDataset(path, with_logmel=with_logmel)
+    return ClipDataset(path)
 
 
-def cached_dataset(index, cache_dir, num_samples: int, sample_rate: int = SAMPLE_RATE,
-                   with_logmel: bool = False, **options) -> ClipDataset:
+def cached_dataset(index, cache_dir, decoding, **options) -> ClipDataset:
     """Build the cache if needed and open it: ``open_cache(build_cache(...))``.
 
-    ``options`` are the keyword arguments of :func:`build_cache` (``class_map``, ``channel``,
-    ``logmel``, ``on_error``, ``progress``).
+    ``options`` are the keyword arguments of :func:`build_cache` (``class_map``, ``progress``).
     """
-    path = build_cache(index, cache_dir, num_samples, sample_rate, **options)
-    return open_cache(path, with_logmel=with_logmel)
+    return open_cache(build_cache(index, cache_dir, decoding, **options))
 
 
 def clip_dataset(index: pd.DataFrame, num_samples: int, class_map: dict, progress: bool = True):
@@ -341,5 +323,5 @@ def clip_dataset(index: pd.DataFrame, num_samples: int, class_map: dict, progres
     Returns:
         A `ClipDataset`: item ``i`` is ``(wav [samples] float32, label, i)``.
     """
-    return cached_dataset(index, runtime.home() / "cache", num_samples, SAMPLE_RATE,
+    return cached_dataset(index, runtime.home() / "cache", Decoding(num_samples, SAMPLE_RATE),
                           class_map=class_map, progress=progress)

@@ -368,13 +368,14 @@ def _bench_options(add) -> None:
 def _bench(args) -> int:
     if args.reuse_freed_memory:
         runtime.reuse_freed_memory()
+    timing = bench.Timing(repeats=args.repeats, warmup=args.warmup, cpu_time=args.cpu_time,
+                          threads=args.threads)
     if args.levers is not None:
         batch = args.batch_sizes[0] if args.batch_sizes != [1, 16, 64] else None
-        bench.levers(args.levers or ("book", "paper"), batch=batch, rounds=args.repeats,
-                     warmup=args.warmup, threads=args.threads, cpu_time=args.cpu_time)
+        bench.levers(args.levers or ("book", "paper"), batch=batch, timing=timing)
         return 0
-    bench.bench(args.seconds, args.batch_sizes, args.device, args.threads, args.plain,
-                args.compile, args.repeats, args.warmup, cpu_time=args.cpu_time)
+    bench.bench(args.seconds, args.batch_sizes, args.device, timing, plain=args.plain,
+                compile_model=args.compile)
     return 0
 
 

@@ -9,8 +9,8 @@ One step on a batch of raw waves and their machine-ID labels:
 
 1. compute the log-Mels of the batch on the training device (`asdlib.features.LogMel`);
 2. for the mixing modes, mix wave and log-Mel with one $\lambda \sim \text{Beta}(\alpha, \alpha)$
-   and one permutation (`asdlib.losses.mix_batch`): the Tgram branch sees the mixed wave, the
-   Sgram and TAgram branches the mixed log-Mel, as the authors do;
+   and one permutation (`asdlib.losses.mix_for_mode`): the Tgram branch sees the mixed wave,
+   the Sgram and TAgram branches the mixed log-Mel, as the authors do;
 3. embed, compute the mode's loss (`asdlib.losses.loss_for_mode`) from the embedding and the
    ArcFace weights, and take one optimizer step.
 
@@ -23,6 +23,7 @@ is all data-parallel training is.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -35,6 +36,7 @@ from asdlib import losses, runtime
 
 __all__ = [
     "Diverged",
+    "Step",
     "average_gradients",
     "embed",
     "epoch_generator",
@@ -48,23 +50,54 @@ class Diverged(ValueError):
     """A training loss that is not finite: the run diverged (`train_one_epoch` stops there)."""
 
 
-def train_step(model, optimizer, wav, labels, *, mode: str, logmel_fn: nn.Module,
-               alpha: float = 0.5, generator: torch.Generator | None = None,
-               amp_dtype=None, scaler=None, distributed: bool = False) -> torch.Tensor:
-    """One optimizer step of `model` on a batch; returns the batch's loss (before the step).
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What every training step of a run uses: the network, its optimizer and how it trains.
 
-    Args:
-        model: an `asdlib.models.ASDNet` (TASTgram or STgram) in train mode.
+    Built once per run (`asdlib.train`, `asdlib.bench`, chapter 8) and handed to `train_step`
+    and `train_one_epoch`; only the batches and the mixing generator change from step to step.
+
+    Attributes:
+        model: an `asdlib.models.ASDNet` (TASTgram or STgram).
         optimizer: its optimizer (AdamW in the book).
-        wav: the raw waves of the batch, on the training device.
-        labels: the machine-ID class of each clip.
         mode: "arcface", "mixup", "arcmix" or "noisy_arcmix" (`asdlib.losses.MODES`).
         logmel_fn: the log-Mel front end (`TrainConfig.build_logmel()`), on the device.
         alpha: lambda ~ Beta(alpha, alpha) of the mixing modes.
-        generator: the generator of the mixing draws (lambda and the permutation).
+        device: where the batches go ("cpu", "cuda", a `torch.device`).
         amp_dtype: the autocast dtype (`asdlib.runtime.autocast_dtype`), None for float32.
         scaler: a `torch.amp.GradScaler` (needed for float16), or None.
         distributed: average the gradients over the `torchrun` processes before the step.
+
+    Raises:
+        ValueError: an unknown mode (checked here, before any batch is drawn).
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    mode: str
+    logmel_fn: nn.Module
+    alpha: float = 0.5
+    device: torch.device = torch.device("cpu")
+    amp_dtype: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    distributed: bool = False
+
+    def __post_init__(self):
+        if self.mode not in losses.MODES:
+            raise ValueError(f"unknown training mode {self.mode!r}; valid modes are "
+                             f"{', '.join(losses.MODES)}")
+        # A frozen dataclass sets its own fields through object.__setattr__
+        object.__setattr__(self, "device", torch.device(self.device))
+
+
+def train_step(step: Step, wav, labels, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One optimizer step of `step.model` on a batch; returns the batch's loss (before the step).
+
+    Args:
+        step: the model, optimizer and settings of the run (`Step`); the model in train mode.
+        wav: the raw waves of the batch, on the training device.
+        labels: the machine-ID class of each clip.
+        generator: the generator of the mixing draws (lambda and the permutation).
 
     Returns:
         The loss, a detached scalar tensor.
@@ -72,32 +105,31 @@ def train_step(model, optimizer, wav, labels, *, mode: str, logmel_fn: nn.Module
     Shapes:
         - wav: `[batch, samples]`; labels: `[batch]`.
     """
+    model, optimizer, scaler = step.model, step.optimizer, step.scaler
     with torch.no_grad():
         # [batch, n_mels, frames], computed on the device, in float32
-        logmel = logmel_fn(wav)
-        if mode in losses.MIXING_MODES:
-            # One lambda and one permutation for wave and log-Mel
-            wav, logmel, y_a, y_b, lam = losses.mix_batch(wav, logmel, labels, alpha=alpha,
-                                                          generator=generator)
-        else:
-            y_a, y_b, lam = labels, labels, 1.0
+        logmel = step.logmel_fn(wav)
+        # One lambda and one permutation for wave and log-Mel (arcface: no mixing)
+        (wav, logmel), y_a, y_b, lam = losses.mix_for_mode(step.mode, (wav, logmel), labels,
+                                                           alpha=step.alpha,
+                                                           generator=generator)
     head = model.arcface
-    with torch.autocast(wav.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+    with torch.autocast(wav.device.type, dtype=step.amp_dtype, enabled=step.amp_dtype is not None):
         # [batch, 128]
         embedding = model.embed(wav, logmel)
         # The margin part runs in float32 whatever the autocast dtype (asdlib.losses)
-        loss = losses.loss_for_mode(mode)(embedding, head.weight, y_a, y_b, lam,
-                                          margin=head.margin, scale=head.scale,
-                                          sub_centers=head.sub_centers)
+        loss = losses.loss_for_mode(step.mode)(embedding, head.weight, y_a, y_b, lam,
+                                               margin=head.margin, scale=head.scale,
+                                               sub_centers=head.sub_centers)
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
-        if distributed:
+        if step.distributed:
             average_gradients(model)
         optimizer.step()
     else:
         scaler.scale(loss).backward()
-        if distributed:
+        if step.distributed:
             average_gradients(model)
         scaler.step(optimizer)
         scaler.update()
@@ -123,34 +155,37 @@ def epoch_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-def train_one_epoch(model, optimizer, loader, *, mode: str, logmel_fn: nn.Module,
-                    alpha: float, generator: torch.Generator, device: torch.device,
-                    amp_dtype=None, scaler=None, distributed: bool = False,
-                    progress: bool = True, desc: str = "epoch") -> tuple:
+def train_one_epoch(step: Step, loader, generator: torch.Generator, progress: bool = True,
+                    desc: str = "epoch") -> tuple:
     """One pass over `loader` with `train_step`; returns `(loss sum, clips)` of this process.
 
     A last batch of a single clip is skipped: BatchNorm cannot normalise one clip.
 
+    Args:
+        step: the model, optimizer and settings of the run (`Step`).
+        loader: batches `(wav, labels, rows)`, e.g. a DataLoader over `asdlib.cache.ClipDataset`.
+        generator: the generator of the epoch's mixing draws (`epoch_generator`).
+        progress: show a progress bar of the batches.
+        desc: the bar's label, also named in the `Diverged` message.
+
     Raises:
         Diverged: at the first step whose loss is not finite (NaN or infinite).
     """
-    model.train()
+    step.model.train()
     total_loss, count = 0.0, 0
     batches = runtime.progress_bar(loader, show=progress, desc=desc, unit="batch", leave=False)
-    for step, (wav, labels, _) in enumerate(batches, start=1):
+    for number, (wav, labels, _) in enumerate(batches, start=1):
         if len(labels) < 2:
             continue
         # [batch, samples], [batch]
-        wav = wav.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
-        loss = train_step(model, optimizer, wav, labels, mode=mode, logmel_fn=logmel_fn,
-                          alpha=alpha, generator=generator, amp_dtype=amp_dtype, scaler=scaler,
-                          distributed=distributed)
+        wav = wav.to(step.device, non_blocking=True)
+        labels = labels.to(step.device, non_blocking=True)
+        loss = train_step(step, wav, labels, generator)
         # One GPU -> CPU sync per step, for the log
         value = float(loss)
         if not math.isfinite(value):
-            raise Diverged(f"training diverged: the loss of {desc}, step {step} is {value}"
-                           f" (learning rate {optimizer.param_groups[0]['lr']:g}); "
+            raise Diverged(f"training diverged: the loss of {desc}, step {number} is {value}"
+                           f" (learning rate {step.optimizer.param_groups[0]['lr']:g}); "
                            "lower the learning rate (--lr). The finished epochs' checkpoints "
                            "are kept")
         total_loss += value * len(labels)

@@ -59,6 +59,7 @@ __all__ = [
     "loss_for_mode",
     "mix",
     "mix_batch",
+    "mix_for_mode",
     "mixup_loss",
     "noisy_arcmix_loss",
 ]
@@ -66,7 +67,7 @@ __all__ = [
 # The training modes, by name (chapter 9 trains one model per mode).
 MODES = ("arcface", "mixup", "arcmix", "noisy_arcmix")
 
-# The modes whose batches are mixed with `mix_batch` before the forward pass.
+# The modes whose batches are mixed (`mix_for_mode`) before the forward pass.
 MIXING_MODES = ("mixup", "arcmix", "noisy_arcmix")
 
 
@@ -511,11 +512,51 @@ def mix_batch(wav, logmel, labels, alpha=0.5, generator=None, lam=None):
         - wav_mix, logmel_mix: same as wav, logmel
         - y_a, y_b: [batch]
     """
+    (wav_mix, logmel_mix), y_a, y_b, lam = _mix_together(
+        {"wav": wav, "logmel": logmel}, labels, alpha, generator, lam)
+    return wav_mix, logmel_mix, y_a, y_b, lam
+
+
+def mix_for_mode(mode, inputs, labels, alpha=0.5, generator=None):
+    """The inputs of one training step of `mode`: mixed for the mixing modes, as given else.
+
+    The one place where the training loop (`asdlib.loop.train_step`: wave and log-Mel) and the
+    2-D toy (`asdlib.toy`: the points) decide whether to mix. For a mode of ``MIXING_MODES``
+    every tensor of `inputs` is mixed with the same lambda and the same permutation, drawn as in
+    :func:`mix_batch` (one integer that seeds numpy's Beta(alpha, alpha), then the permutation,
+    both from `generator`). For "arcface" nothing is drawn and nothing changes.
+
+    Args:
+        mode: One of ``MODES``.
+        inputs: A tuple of tensors of the same batch (e.g. ``(wav, logmel)``, or ``(x,)``).
+        labels: Class index of each clip, ``[batch]``.
+        alpha: Beta distribution parameter, > 0 (unused by "arcface").
+        generator: Optional ``torch.Generator`` of the draws.
+
+    Returns:
+        ``(inputs, y_a, y_b, lam)``: the (mixed) inputs as a tuple, the labels of both
+        partners and lambda; for "arcface" ``(inputs, labels, labels, 1.0)``. These are the
+        arguments a loss of `loss_for_mode` takes.
+
+    Raises:
+        ValueError: an unknown mode, or inputs whose batch sizes do not match the labels.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; valid modes are {', '.join(MODES)}")
+    if mode not in MIXING_MODES:
+        return tuple(inputs), labels, labels, 1.0
+    named = {f"inputs[{i}]": tensor for i, tensor in enumerate(inputs)}
+    return _mix_together(named, labels, alpha, generator)
+
+
+def _mix_together(named: dict, labels, alpha, generator, lam=None):
+    """Mix every tensor of `named` (name -> tensor, names for the error messages) with one
+    lambda and one permutation; returns ``(mixed tuple, y_a, y_b, lam)`` (see `mix_batch`)."""
     if not torch.is_tensor(labels) or labels.dim() != 1:
         shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels)
         raise ValueError(f"labels must be a 1-D tensor [batch], got {shape}")
     batch = labels.shape[0]
-    for name, tensor in (("wav", wav), ("logmel", logmel)):
+    for name, tensor in named.items():
         if not torch.is_tensor(tensor) or tensor.dim() < 2:
             shape = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor)
             raise ValueError(f"{name} must be a tensor [batch, ...] of rank >= 2, got {shape}")
@@ -534,13 +575,10 @@ def mix_batch(wav, logmel, labels, alpha=0.5, generator=None, lam=None):
         lam = _check_lam(lam)
     # One permutation for the whole batch.
     perm = torch.randperm(batch, generator=generator, device=device)  # [batch]
-    # Same lambda and permutation for the wave and the log-Mel.
-    wav_mix = mix(wav, wav[perm.to(wav.device)], lam)  # same shape as wav
-    logmel_mix = mix(logmel, logmel[perm.to(logmel.device)], lam)  # same as logmel
-    # Labels of both partners.
-    y_a = labels
-    y_b = labels[perm.to(labels.device)]  # [batch]
-    return wav_mix, logmel_mix, y_a, y_b, lam
+    # Same lambda and permutation for every tensor; each keeps its shape.
+    mixed = tuple(mix(t, t[perm.to(t.device)], lam) for t in named.values())
+    # Labels of both partners: [batch] each.
+    return mixed, labels, labels[perm.to(labels.device)], lam
 
 
 # ----------------------------------------------------------------------------------------
@@ -574,8 +612,8 @@ def loss_for_mode(mode):
     Every returned function is called as
     ``loss_fn(embedding, weight, y_a, y_b, lam, margin=0.7, scale=30.0, sub_centers=1)``.
     For ``"arcface"`` (no mixing) pass ``y_b = y_a`` and ``lam = 1.0``; ``y_b`` is unused and
-    any other ``lam`` raises. For ``"mixup"`` the margin is unused. The modes whose batches
-    go through :func:`mix_batch` first are listed in ``MIXING_MODES``.
+    any other ``lam`` raises. For ``"mixup"`` the margin is unused. :func:`mix_for_mode`
+    gives the inputs and the ``(y_a, y_b, lam)`` of a mode.
 
     Args:
         mode: One of ``MODES``: "arcface", "mixup", "arcmix", "noisy_arcmix".

@@ -28,11 +28,11 @@ anomalous; ``angles_to_class``). ``toy_auc`` turns the normal and anomalous angl
 with `asdlib.metrics.auc_pauc`.
 
 Training (`train_toy`) is a plain loop: Adam, mini-batches, and for the mixing modes one
-``lambda ~ Beta(alpha, alpha)`` and one permutation per batch from `asdlib.losses.mix_batch`
-(inputs are mixed in the input space). The class weights start evenly spaced on the circle and
-every run starts with a few warm-up epochs of the plain normalised softmax, the same for every
-mode (see `train_toy`): both only keep 2-D training from getting stuck. It runs in a second or
-two on a CPU.
+``lambda ~ Beta(alpha, alpha)`` and one permutation per batch from `asdlib.losses.mix_for_mode`,
+as in the training loop of the networks (inputs are mixed in the input space). The class weights
+start evenly spaced on the circle and every run starts with a few warm-up epochs of the plain
+normalised softmax, the same for every mode (see `train_toy`): both only keep 2-D training from
+getting stuck. It runs in a second or two on a CPU.
 """
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ from torch import nn
 from asdlib import losses, metrics, profiles
 
 __all__ = [
+    "ALPHA",
     "ANOMALY_KINDS",
+    "BATCH_SIZE",
+    "LEARNING_RATE",
     "ToyData",
     "ToyResult",
     "angles_to_class",
@@ -63,6 +66,12 @@ __all__ = [
 
 #: The two kinds of toy anomalies, by their code in ``ToyData.anomaly_kind``.
 ANOMALY_KINDS = ("between", "off")
+#: Points per mini-batch of `train_toy`.
+BATCH_SIZE = 64
+#: Adam's learning rate in `train_toy`.
+LEARNING_RATE = 3e-3
+#: Beta(alpha, alpha) of the mixing weight lambda in `train_toy`.
+ALPHA = 0.5
 
 @dataclass(frozen=True)
 class ToyData:
@@ -298,8 +307,8 @@ def example_batch(seed: int = 0):
 def mixed_test_points(data: ToyData, num_points: int = 400, seed: int = 0):
     """Mixtures of held-out normal points of two different classes, lambda uniform in [0, 1].
 
-    Each pair has its own lambda (`asdlib.losses.mix`), unlike training, where `mix_batch`
-    draws one lambda per batch.
+    Each pair has its own lambda (`asdlib.losses.mix`), unlike training, where
+    `asdlib.losses.mix_for_mode` draws one lambda per batch.
 
     ``num_points`` pairs are drawn and the pairs of two points of the same class dropped (about
     1 / num_classes of them).
@@ -332,12 +341,12 @@ def train_toy(
     seed: int = 0,
     epochs: int | None = None,
     data: ToyData | None = None,
-    batch_size: int = 64,
-    lr: float = 3e-3,
-    alpha: float = 0.5,
     warmup_epochs: int = 5,
 ) -> ToyResult:
     """Train the toy's MLP and angular head with one of the four losses of `asdlib.losses`.
+
+    Adam with learning rate `LEARNING_RATE`, mini-batches of `BATCH_SIZE` points, and for the
+    mixing modes lambda ~ Beta(`ALPHA`, `ALPHA`).
 
     Args:
         mode: "arcface", "mixup", "arcmix" or "noisy_arcmix" (`asdlib.losses.MODES`).
@@ -347,9 +356,6 @@ def train_toy(
         seed: seed of the initial weights, the batch order and the mixing draws.
         epochs: passes over the training points; None takes the active profile's `toy_epochs`.
         data: the data set; None draws ``make_toy(seed=0)`` (the same data for every seed).
-        batch_size: points per mini-batch.
-        lr: Adam learning rate.
-        alpha: Beta(alpha, alpha) of the mixing weight lambda.
         warmup_epochs: epochs of the plain normalised softmax (no margin, no mixing) before
             the `epochs` of `mode`. The warm-up is the same for every mode (same seed, same
             start), so the modes differ only in what follows. Without it, a 2-D embedding that
@@ -365,72 +371,67 @@ def train_toy(
     if epochs < 0 or warmup_epochs < 0:
         raise ValueError(f"epochs and warmup_epochs must be >= 0, got {epochs}, {warmup_epochs}")
     data = make_toy() if data is None else data
+    # Warm-up (plain normalised softmax), then the mode itself: (mode, margin) per epoch
+    schedule = [("arcface", 0.0)] * warmup_epochs + [(mode, margin)] * epochs
     # The matrices are tiny: one CPU thread is much faster than several (on a busy machine,
     # several threads can be ten times slower); the caller's setting is restored afterwards
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha, warmup_epochs)
+        model, head = _initial_networks(data, margin, scale, seed)
+        history = _fit(model, head, data, schedule, seed)
+        model.eval()
+        with torch.no_grad():
+            embedding = {"train": model(data.x_train), "test": model(data.x_test),
+                         "anomaly": model(data.x_anomaly)}
     finally:
         torch.set_num_threads(threads)
+    labels = {"train": data.y_train, "test": data.y_test, "anomaly": data.y_anomaly}
+    return ToyResult(mode=mode, margin=float(margin), scale=float(scale), seed=seed,
+                     num_epochs=epochs, warmup_epochs=warmup_epochs, model=model,
+                     weight=head.weight.detach().clone(), embedding=embedding, labels=labels,
+                     history=history, data=data)
 
 
-def _train(mode, margin, scale, seed, epochs, data, batch_size, lr, alpha, warmup_epochs) -> ToyResult:
-    """The training loop of `train_toy` (arguments checked there)."""
+def _initial_networks(data: ToyData, margin: float, scale: float, seed: int) -> tuple:
+    """`(model, head)` before training: the MLP's weights drawn from `seed`, the angular head
+    with `margin` and `scale` and its class weights evenly spaced on the unit circle."""
     # Initial weights from `seed`, without touching the global random state
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = toy_mlp(data.input_dim)
         head = losses.ArcMarginHead(data.num_classes, embedding_dim=2, margin=margin, scale=scale)
-    # Class weights start evenly spaced on the unit circle (from a random start, two weights
-    # close together in 2-D tend to stay together, and their classes never separate)
+    # From a random start, two weights close together in 2-D tend to stay together, and their
+    # classes never separate
     with torch.no_grad():
         head.weight.copy_(_circle(data.num_classes))
+    return model, head
+
+
+def _fit(model: nn.Module, head: nn.Module, data: ToyData, schedule: list, seed: int) -> list:
+    """The training loop of `train_toy`: one epoch per `(mode, margin)` of `schedule`, with
+    `head.scale`; returns the mean loss of every epoch."""
     # Batch order and mixing draws from their own generator
     gen = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=lr)
+    optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=LEARNING_RATE)
     history = []
-    # Warm-up (plain normalised softmax), then the mode itself
-    schedule = [("arcface", 0.0)] * warmup_epochs + [(mode, margin)] * epochs
     for epoch_mode, epoch_margin in schedule:
         loss_fn = losses.loss_for_mode(epoch_mode)
         order = torch.randperm(len(data.y_train), generator=gen)
         total, count = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            x, y = data.x_train[batch], data.y_train[batch]
-            if epoch_mode in losses.MIXING_MODES:
-                # One lambda and one permutation per batch; the points play the wave's role
-                x, _, y_a, y_b, lam = losses.mix_batch(x, x, y, alpha=alpha, generator=gen)
-            else:
-                y_a, y_b, lam = y, y, 1.0
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start:start + BATCH_SIZE]
+            # One lambda and one permutation per batch, in the input space (arcface: no mixing)
+            (x,), y_a, y_b, lam = losses.mix_for_mode(
+                epoch_mode, (data.x_train[batch],), data.y_train[batch], alpha=ALPHA,
+                generator=gen)
             embedding = model(x)  # [batch, 2]
-            loss = loss_fn(embedding, head.weight, y_a, y_b, lam, margin=epoch_margin, scale=scale)
+            loss = loss_fn(embedding, head.weight, y_a, y_b, lam, margin=epoch_margin,
+                           scale=head.scale)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * len(batch)
             count += len(batch)
         history.append(total / count)
-    model.eval()
-    with torch.no_grad():
-        embedding = {
-            "train": model(data.x_train),
-            "test": model(data.x_test),
-            "anomaly": model(data.x_anomaly),
-        }
-    labels = {"train": data.y_train, "test": data.y_test, "anomaly": data.y_anomaly}
-    return ToyResult(
-        mode=mode,
-        margin=float(margin),
-        scale=float(scale),
-        seed=seed,
-        num_epochs=epochs,
-        warmup_epochs=warmup_epochs,
-        model=model,
-        weight=head.weight.detach().clone(),
-        embedding=embedding,
-        labels=labels,
-        history=history,
-        data=data,
-    )
+    return history

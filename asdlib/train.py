@@ -377,25 +377,33 @@ def _read_data(config, data_root, out_dir, process: _Process, dataset) -> tuple:
     return clips, train_pos, val_pos, info
 
 
-def _build(config, num_classes: int, process: _Process) -> dict:
-    """The objects a run trains: "model" (initial weights from the seed, the global random
-    state untouched), "optimizer" (AdamW), "scheduler" (cosine annealing, stepped per epoch),
-    "scaler" (float16 only: its gradients underflow without loss scaling; bfloat16 needs
-    none), and the "logmel" front end and autocast "amp_dtype" that go with them."""
+def _build(config, num_classes: int, process: _Process) -> tuple:
+    """The objects a run trains, as `(step, parts)`.
+
+    `step` is the `asdlib.loop.Step` of every training step: the model (initial weights from
+    the seed, the global random state untouched), AdamW, the log-Mel front end, the autocast
+    dtype and a gradient scaler for float16 only (its gradients underflow without loss scaling;
+    bfloat16 needs none). `parts` names the objects whose state a checkpoint holds
+    (`asdlib.runfolder.make_checkpoint`): "model", "optimizer", "scaler" and "scheduler"
+    (cosine annealing, stepped per epoch).
+    """
     device, setup = process.device, process.setup
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = config.build_model(num_classes)
     amp_dtype = runtime.autocast_dtype(config.amp, device)
     model = models.speed_up(model.to(device), setup.channels_last, setup.compile_model, amp_dtype,
-                     device.type)
+                            device.type)
     # foreach: one fused update over all tensors (the default on CUDA only); same maths
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=config.num_epochs, eta_min=config.min_lr_ratio * config.lr)
-    return {"model": model, "optimizer": optimizer, "scheduler": scheduler,
-            "scaler": torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
-            "logmel": config.build_logmel().to(device), "amp_dtype": amp_dtype}
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    step = loop.Step(model, optimizer, config.mode, config.build_logmel().to(device),
+                     alpha=config.alpha, device=device, amp_dtype=amp_dtype, scaler=scaler,
+                     distributed=process.world_size > 1)
+    return step, {"model": model, "optimizer": optimizer, "scheduler": scheduler,
+                  "scaler": scaler}
 
 
 def _loaders(config, clips, positions: tuple, process: _Process) -> tuple:
@@ -427,9 +435,8 @@ def _loaders(config, clips, positions: tuple, process: _Process) -> tuple:
 def _train(config, data_root, out_dir, process: _Process, on_epoch_end, dataset):
     """The body of `train` (arguments checked there), on one process of `world_size`."""
     clips, train_pos, val_pos, info = _read_data(config, data_root, out_dir, process, dataset)
-    parts = _build(config, len(info["class_map"]), process)
-    model, optimizer, scheduler = parts["model"], parts["optimizer"], parts["scheduler"]
-    device, is_main, world_size = process.device, process.is_main, process.world_size
+    step, parts = _build(config, len(info["class_map"]), process)
+    is_main, world_size = process.is_main, process.world_size
 
     # ---- resume from the last finished epoch
     history, best_val_loss, start_epoch = [], math.inf, 0
@@ -448,38 +455,41 @@ def _train(config, data_root, out_dir, process: _Process, on_epoch_end, dataset)
     for epoch in epochs:
         started = time.perf_counter()
         sampler.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        total, count = loop.train_one_epoch(
-            model, optimizer, train_loader, mode=config.mode, logmel_fn=parts["logmel"],
-            alpha=config.alpha, generator=loop.epoch_generator(config.seed, epoch, process.rank),
-            device=device, amp_dtype=parts["amp_dtype"], scaler=parts["scaler"],
-            distributed=world_size > 1, progress=show, desc=f"epoch {epoch + 1}")
-        train_loss = _mean_over_processes(total, count, world_size, device)
-        scheduler.step()
+        lr = step.optimizer.param_groups[0]["lr"]
+        total, count = loop.train_one_epoch(step, train_loader,
+                                            loop.epoch_generator(config.seed, epoch, process.rank),
+                                            progress=show, desc=f"epoch {epoch + 1}")
+        train_loss = _mean_over_processes(total, count, world_size, step.device)
+        parts["scheduler"].step()
 
         # ---- rank 0: validate, record, write both checkpoints (each complete: training can
         # resume from either)
         if is_main:
-            val_loss, val_accuracy = loop.validate(model, val_loader, parts["logmel"], device,
-                                                   parts["amp_dtype"])
-            is_best = val_loss < best_val_loss
-            best_val_loss = min(best_val_loss, val_loss)
+            val_loss, val_accuracy = loop.validate(step.model, val_loader, step.logmel_fn,
+                                                   step.device, step.amp_dtype)
             record = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss,
                       "val_accuracy": val_accuracy, "lr": lr,
-                      "seconds": time.perf_counter() - started, "best": is_best}
+                      "seconds": time.perf_counter() - started, "best": val_loss < best_val_loss}
             history.append(record)
-            state = runfolder.make_checkpoint(info, parts, history, best_val_loss)
-            if is_best:
-                runtime.save_atomic(state, out_dir / runfolder.BEST)
-            runtime.save_atomic(state, out_dir / runfolder.LAST)
-            runtime.write_text_atomic(pd.DataFrame(history).to_csv(index=False),
-                                      out_dir / runfolder.HISTORY)
+            best_val_loss = min(best_val_loss, val_loss)
+            _write_epoch(out_dir, runfolder.make_checkpoint(info, parts, history, best_val_loss),
+                         history)
             epochs.set_postfix(val_loss=f"{val_loss:.3f}", val_acc=f"{val_accuracy:.2f}")
             if on_epoch_end is not None:
                 on_epoch_end(record)
         _barrier(world_size)
         # The stopping rule, on every process alike (the history is rank 0's: share its verdict)
         if _all_agree(is_main and should_stop([r["val_loss"] for r in history], config.patience),
-                      world_size, device):
+                      world_size, step.device):
             break
     return pd.DataFrame(history) if is_main else None
+
+
+def _write_epoch(out_dir: Path, state: dict, history: list) -> None:
+    """Write an epoch's checkpoint as `last.pt`, and as `best.pt` when its validation loss is
+    the lowest so far, then the history so far as `history.csv` (each file atomically)."""
+    if history[-1]["best"]:
+        runtime.save_atomic(state, out_dir / runfolder.BEST)
+    runtime.save_atomic(state, out_dir / runfolder.LAST)
+    runtime.write_text_atomic(pd.DataFrame(history).to_csv(index=False),
+                              out_dir / runfolder.HISTORY)

@@ -106,17 +106,19 @@ class FirstStepDone(Exception):
 def _record_first_step(config, data, workdir, patch) -> dict:
     """Train `config` on `data` for exactly one step (the trainer's own) and sketch it."""
     seen = {}
-    original_step, original_mix = loop.train_step, losses.mix_batch
+    original_step, original_mix = loop.train_step, losses.mix_for_mode
 
-    def mix(wav, logmel, labels, *args, **kwargs):
-        mixed = original_mix(wav, logmel, labels, *args, **kwargs)
-        _, _, y_a, y_b, lam = mixed
-        seen["mix"] = {"labels_b": y_b.tolist(), "lam": float(lam)}
+    def mix(mode, inputs, labels, *args, **kwargs):
+        mixed = original_mix(mode, inputs, labels, *args, **kwargs)
+        _, y_a, y_b, lam = mixed
+        if mode in losses.MIXING_MODES:
+            seen["mix"] = {"labels_b": y_b.tolist(), "lam": float(lam)}
         return mixed
 
-    def step(model, optimizer, wav, labels, **kwargs):
+    def step(context, wav, labels, generator=None):
+        model = context.model
         before = {k: p.detach().clone() for k, p in model.named_parameters()}
-        loss = original_step(model, optimizer, wav, labels, **kwargs)
+        loss = original_step(context, wav, labels, generator)
         seen.update(
             loss=float(loss), labels=labels.tolist(),
             init={k: sketch(v, k) for k, v in before.items()},
@@ -125,14 +127,14 @@ def _record_first_step(config, data, workdir, patch) -> dict:
         raise FirstStepDone
 
     patch(loop, "train_step", step)
-    patch(losses, "mix_batch", mix)
+    patch(losses, "mix_for_mode", mix)
     try:
         train.train(config, data, workdir, train.Setup(progress=False))
     except FirstStepDone:
         pass
     finally:
         patch(loop, "train_step", original_step)
-        patch(losses, "mix_batch", original_mix)
+        patch(losses, "mix_for_mode", original_mix)
     return seen
 
 
@@ -173,7 +175,7 @@ def _record_first_autoencoder_step(data, patch) -> dict:
 
 
 def _record_first_toy_step() -> dict:
-    """The toy's first Adam step, read by optimizer hooks (its loop is inline in `toy._train`)."""
+    """The toy's first Adam step, read by optimizer hooks (its loop is inline in `toy._fit`)."""
     seen = {}
 
     def pre(optimizer, args, kwargs):

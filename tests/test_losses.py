@@ -1,4 +1,5 @@
-"""Tests of asdlib.losses: ArcFace, mixup, ArcMix, Noisy-ArcMix, mix_batch and the head."""
+"""Tests of asdlib.losses: ArcFace, mixup, ArcMix, Noisy-ArcMix, mix_batch, mix_for_mode and
+the head."""
 
 import math
 
@@ -19,6 +20,7 @@ from asdlib.losses import (
     cosine_logits,
     loss_for_mode,
     mix_batch,
+    mix_for_mode,
     mixup_loss,
     noisy_arcmix_loss,
 )
@@ -459,6 +461,59 @@ def test_bad_margin():
         arcface_loss(embedding, weight, labels, margin=-0.1)
     with pytest.raises(ValueError, match=r"margin must lie in \[0, pi/2\)"):
         ArcMarginHead(5, 8, margin=40.0)  # degrees by mistake
+
+
+def test_mix_for_mode_arcface_gives_the_inputs_unchanged():
+    wav, logmel, labels = torch.randn(4, 10), torch.randn(4, 3, 5), torch.tensor([0, 1, 2, 3])
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    (wav_out, logmel_out), y_a, y_b, lam = mix_for_mode("arcface", (wav, logmel), labels,
+                                                        generator=g)
+    assert wav_out is wav and logmel_out is logmel and y_a is labels and y_b is labels
+    assert lam == 1.0
+    assert torch.equal(g.get_state(), state)  # nothing drawn
+
+
+@pytest.mark.parametrize("mode", MIXING_MODES)
+def test_mix_for_mode_mixes_like_mix_batch(mode):
+    wav, logmel, labels = torch.randn(6, 10), torch.randn(6, 3, 5), torch.arange(6)
+    (wav_mix, logmel_mix), y_a, y_b, lam = mix_for_mode(
+        mode, (wav, logmel), labels, alpha=0.5, generator=torch.Generator().manual_seed(4))
+    want = mix_batch(wav, logmel, labels, alpha=0.5, generator=torch.Generator().manual_seed(4))
+    for got, expected in zip((wav_mix, logmel_mix, y_a, y_b), want[:4]):
+        assert torch.equal(got, expected)
+    assert lam == want[4]
+    # one input (the toy's points): the same draws, the same mix
+    (x_mix,), *_, lam_one = mix_for_mode(mode, (wav,), labels, alpha=0.5,
+                                         generator=torch.Generator().manual_seed(4))
+    assert torch.equal(x_mix, wav_mix) and lam_one == lam
+
+
+def test_mix_for_mode_draws_lambda_from_beta_alpha_alpha_with_the_generator():
+    import numpy as np
+
+    x, labels = torch.randn(4, 2), torch.arange(4)
+    g = torch.Generator().manual_seed(11)
+    expected = torch.Generator().manual_seed(11)
+    for _ in range(5):
+        *_, lam = mix_for_mode("noisy_arcmix", (x,), labels, alpha=2.0, generator=g)
+        seed = int(torch.randint(0, 2**62, (1,), generator=expected))
+        assert lam == float(np.random.default_rng(seed).beta(2.0, 2.0))
+        torch.randperm(4, generator=expected)  # the permutation follows lambda's draw
+    lams = torch.tensor([mix_for_mode("mixup", (x,), labels, alpha=0.5, generator=g)[3]
+                         for _ in range(2000)])
+    assert abs(float(lams.mean()) - 0.5) < 0.03  # Beta(0.5, 0.5): mean 1/2, variance 1/8
+    assert abs(float(lams.var()) - 0.125) < 0.015
+
+
+def test_mix_for_mode_bad_inputs():
+    x, labels = torch.randn(4, 2), torch.arange(4)
+    with pytest.raises(ValueError, match="unknown mode 'cosface'"):
+        mix_for_mode("cosface", (x,), labels)
+    with pytest.raises(ValueError, match=r"inputs\[1\] has batch size 3"):
+        mix_for_mode("mixup", (x, x[:3]), labels)
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        mix_for_mode("arcmix", (x,), labels, alpha=0.0)
 
 
 def test_bad_mix_batch_inputs():

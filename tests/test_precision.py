@@ -24,9 +24,9 @@ def _one_step(config, amp_dtype, wav, labels):
         model = config.build_model(4)
     model = models.speed_up(model, amp_dtype=amp_dtype, device_type="cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
-    loss = loop.train_step(model, optimizer, wav, labels, mode=config.mode,
-                           logmel_fn=config.build_logmel(), alpha=config.alpha,
-                           generator=torch.Generator().manual_seed(0), amp_dtype=amp_dtype)
+    step = loop.Step(model, optimizer, config.mode, config.build_logmel(), alpha=config.alpha,
+                     amp_dtype=amp_dtype)
+    loss = loop.train_step(step, wav, labels, torch.Generator().manual_seed(0))
     gradient = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
     return float(loss), gradient
 

@@ -87,7 +87,7 @@ def test_every_number_is_bit_for_bit_the_recorded_one_on_the_recording_cpu(recom
 MUTANTS = [
     ("the margin", "margin=head.margin,", "margin=head.margin * 0.98,"),
     ("the scale", "scale=head.scale,", "scale=head.scale * 0.98,"),
-    ("the mixing draws", "alpha=alpha,", "alpha=alpha * 2,"),
+    ("the mixing draws", "alpha=step.alpha,", "alpha=step.alpha * 2,"),
     ("no optimizer step", "        optimizer.step()\n    else:", "        pass\n    else:"),
 ]
 
