@@ -7,7 +7,7 @@ method first, then the data, then what runs the experiments.
 The method:
 
 - ``asdlib.features``    - the log-Mel spectrogram, the Sgram (ch. 1, 3, 5, 8, 11)
-- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, STgram / TASTgram (ch. 2, 3, 8, 11)
+- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, ``ASDNet`` (STgram / TASTgram) (ch. 2, 3, 8, 11)
 - ``asdlib.losses``      - ArcFace, mixup, ArcMix and Noisy-ArcMix, mixing a batch (ch. 4, 5, 6, 7, 8, 11)
 - ``asdlib.loop``        - one training step, one epoch, validation, embedding (ch. 8)
 - ``asdlib.metrics``     - AUC, pAUC, per-ID / per-type / pooled tables (ch. 1, 2, 8, 9)

@@ -56,8 +56,6 @@ __all__ = [
     "global_kernel_size",
     "MODELS",
     "ASDNet",
-    "STgramNet",
-    "TASTgramNet",
     "from_reference",
     "count_parameters",
 ]
@@ -466,8 +464,6 @@ def speed_up(model: nn.Module, channels_last: bool = True, compile_model: bool =
     return model
 
 
-
-
 # ----------------------------------------------------------------------------------------
 # STgram / TASTgram networks (chapter 8)
 # ----------------------------------------------------------------------------------------
@@ -479,14 +475,15 @@ MODELS = ("tastgram", "stgram")
 class ASDNet(nn.Module):
     """Tgram + Sgram (+ TAgram) -> MobileFaceNet -> ArcFace head.
 
-    `features="tastgram"` stacks (Tgram, Sgram, TAgram), `features="stgram"` stacks
-    (Sgram, Tgram), as the reference implementations do. The frame count, the LayerNorm size
+    `model="tastgram"` stacks (Tgram, Sgram, TAgram), `model="stgram"` stacks (Sgram, Tgram),
+    as the reference implementations do. The argument has the name and the values of
+    `asdlib.profiles.TrainConfig.model`. The frame count, the LayerNorm size
     and the `linear7` kernel all follow from `num_samples`. The constructor arguments are kept
     in `model.config`, so `ASDNet(**model.config)` rebuilds the same network (for checkpoints).
 
     Args:
         num_classes: number of machine-ID classes (41 for DCASE 2020 Task 2).
-        features: "tastgram" or "stgram".
+        model: which network, "tastgram" or "stgram" (`MODELS`).
         num_samples: clip length in samples (160000: 10 s at 16 kHz).
         n_mels: mel bands of the log-Mel input (and Tgram channels).
         hop_length: hop of the log-Mel and of the Tgram framing, in samples.
@@ -505,7 +502,7 @@ class ASDNet(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        features: str = "tastgram",
+        model: str = "tastgram",
         num_samples: int = 160000,
         n_mels: int = 128,
         hop_length: int = 512,
@@ -515,11 +512,11 @@ class ASDNet(nn.Module):
         sub_centers: int = 1,
     ):
         super().__init__()
-        if features not in MODELS:
-            raise ValueError(f"features must be one of {MODELS}, got {features!r}")
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
         self.config = dict(
             num_classes=num_classes,
-            features=features,
+            model=model,
             num_samples=num_samples,
             n_mels=n_mels,
             hop_length=hop_length,
@@ -528,12 +525,12 @@ class ASDNet(nn.Module):
             scale=scale,
             sub_centers=sub_centers,
         )
-        self.features = features
+        self.model = model
         self.n_mels = n_mels
         self.num_frames = _num_frames(num_samples, hop_length)
         self.tgramnet = TgramNet(n_mels, self.num_frames, win_length, hop_length)
         self.temporal_attention = TemporalAttention()
-        in_channels = 3 if features == "tastgram" else 2
+        in_channels = 3 if model == "tastgram" else 2
         self.mobilefacenet = MobileFaceNet(in_channels, 128, (n_mels, self.num_frames))
         self.arcface = ArcMarginHead(num_classes, 128, margin, scale, sub_centers)
 
@@ -553,7 +550,7 @@ class ASDNet(nn.Module):
         tgram = self.tgramnet(wav).unsqueeze(1)
         # [batch, 1, n_mels, frames]
         logmel = logmel.unsqueeze(1)
-        if self.features == "stgram":
+        if self.model == "stgram":
             # [batch, 2, n_mels, frames]
             return torch.cat((logmel, tgram), dim=1)
         # Temporally attended log-Mel: [batch, 1, n_mels, frames]
@@ -635,20 +632,6 @@ class ASDNet(nn.Module):
         return wav, logmel
 
 
-class STgramNet(ASDNet):
-    """STgram-MFN: (Sgram, Tgram) -> MobileFaceNet -> ArcFace (see `ASDNet` for arguments)."""
-
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, features="stgram", **kwargs)
-
-
-class TASTgramNet(ASDNet):
-    """TASTgram-MFN: (Tgram, Sgram, TAgram) -> MobileFaceNet -> ArcFace (see `ASDNet`)."""
-
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, features="tastgram", **kwargs)
-
-
 # ----------------------------------------------------------------------------------------
 # Loading the authors' weights, counting parameters
 # ----------------------------------------------------------------------------------------
@@ -658,7 +641,7 @@ def _shape(tensor) -> tuple:
     return tuple(tensor.shape)
 
 
-def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
+def from_reference(state_dict: Mapping, strict: bool = True) -> ASDNet:
     """Build the 10 s TASTgram and load a state dict of the authors' implementation.
 
     Accepted forms: the plain `state_dict()` of their model, the same wrapped as
@@ -675,7 +658,7 @@ def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
             raise.
 
     Returns:
-        A `TASTgramNet` in eval mode, on the CPU (move it with `.to(device)`), whose
+        An `ASDNet(num_classes, model="tastgram")` in eval mode, on the CPU (move it with `.to(device)`), whose
         `forward(wav, logmel, labels)` returns `(logits, embedding)` like the authors' forward.
 
     Raises:
@@ -698,7 +681,7 @@ def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
             "cannot infer the number of classes"
         )
     num_classes = state_dict["arcface.weight"].shape[0]
-    model = TASTgramNet(num_classes)
+    model = ASDNet(num_classes, model="tastgram")
     expected = {key: _shape(value) for key, value in model.state_dict().items()}
     # The unused classifier of the reference: checked, then dropped
     expected_extra = {
@@ -731,7 +714,7 @@ def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of a model (buffers such as BN running statistics excluded).
 
-    The 41-class 10 s `TASTgramNet` has 1,156,566 parameters (ArcFace head included); the
+    The 41-class 10 s TASTgram (`ASDNet(41)`) has 1,156,566 parameters (ArcFace head included); the
     authors' model has 5,289 more, 1,161,855, because it also holds the unused classifier
     `fc_out` (Linear 128 -> 41). Both round to the "about 1.16 M" of the reference.
 

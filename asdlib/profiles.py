@@ -346,7 +346,7 @@ class TrainConfig(Recipe):
         the benchmark call it. Its initial weights come from torch's global generator (seed
         it, or build it inside `torch.random.fork_rng`, as `asdlib.train` does).
         """
-        return models.ASDNet(num_classes, features=self.model, num_samples=self.num_samples,
+        return models.ASDNet(num_classes, model=self.model, num_samples=self.num_samples,
                              n_mels=self.n_mels, hop_length=self.hop_length,
                              win_length=self.win_length, margin=self.margin, scale=self.scale,
                              sub_centers=self.sub_centers)
