@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from asdlib.features import check_wave_shape
 from asdlib.features import num_frames as _num_frames
 from asdlib.losses import ArcMarginHead
 
@@ -123,13 +124,8 @@ class TgramNet(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Compute the Tgram of a batch of waves (see the class docstring for shapes)."""
-        if wav.dim() == 2:
-            # [batch, 1, samples]
-            wav = wav.unsqueeze(1)
-        if wav.dim() != 3 or wav.shape[1] != 1:
-            raise ValueError(
-                f"wav must be [batch, samples] or [batch, 1, samples], got {tuple(wav.shape)}"
-            )
+        # [batch, 1, samples]
+        wav = check_wave_shape(wav, "wav").unsqueeze(1)
         frames = _num_frames(wav.shape[-1], self.hop_length)
         if frames != self.num_frames:
             raise ValueError(
@@ -586,18 +582,12 @@ class ASDNet(nn.Module):
 
     def _check_inputs(self, wav: torch.Tensor, logmel: torch.Tensor):
         """Check `wav` and `logmel`; return them as `[batch, samples]`, `[batch, mels, frames]`."""
-        for name, x in (("wav", wav), ("logmel", logmel)):
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-            if not x.is_floating_point():
-                raise TypeError(f"{name} must have a floating-point dtype, got {x.dtype}")
         # Waves: [batch, samples]
-        if wav.dim() == 3 and wav.shape[1] == 1:
-            wav = wav.squeeze(1)
-        if wav.dim() != 2:
-            raise ValueError(
-                f"wav must be [batch, samples] or [batch, 1, samples], got {tuple(wav.shape)}"
-            )
+        wav = check_wave_shape(wav, "wav")
+        if not isinstance(logmel, torch.Tensor):
+            raise TypeError(f"logmel must be a torch.Tensor, got {type(logmel).__name__}")
+        if not logmel.is_floating_point():
+            raise TypeError(f"logmel must have a floating-point dtype, got {logmel.dtype}")
         # Log-Mels: [batch, mels, frames]
         if logmel.dim() == 4 and logmel.shape[1] == 1:
             logmel = logmel.squeeze(1)
