@@ -23,16 +23,23 @@ the same clips.
 A `TrainConfig` is one training run: the recipe plus the network, the loss and the seed. It
 builds its network and its log-Mel front end (`TrainConfig.build_model`, `build_logmel`), so
 that training, evaluation and the benchmark build them the same way.
+
+`describe` is the setup report that the first cell of every chapter prints: the versions, the
+active profile, the device and the home folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 
+import torch
+import torchaudio
 from torch import nn
 
-from asdlib import features, layout, losses, models
+import asdlib
+from asdlib import features, layout, losses, models, runtime
 
 __all__ = [
     "AMP_CHOICES",
@@ -42,6 +49,7 @@ __all__ = [
     "Profile",
     "Recipe",
     "TrainConfig",
+    "describe",
     "get_profile",
 ]
 
@@ -223,6 +231,28 @@ def get_profile(name: "str | Profile | None" = None) -> Profile:
         source = "argument 'profile'" if name else f"environment variable {ENV_VAR}"
         raise ValueError(f"unknown profile {chosen!r} (from {source}); choose one of {sorted(PROFILES)}")
     return PROFILES[chosen]
+
+
+def describe(profile: "str | Profile | None" = None) -> str:
+    """The setup report printed by the first cell of every chapter: a few lines naming the
+    versions, the active profile, the device and the home folder, so that every number in the
+    book can be traced to the setup that produced it.
+
+    Args:
+        profile: the profile to report (None: the active one, see `get_profile`).
+
+    Returns:
+        The report, three lines.
+    """
+    active = get_profile(profile)
+    lines = [
+        f"asdlib {asdlib.__version__} | torch {torch.__version__} | torchaudio {torchaudio.__version__}"
+        f" | Python {platform.python_version()}",
+        f"{active.summary()}",
+        f"device={runtime.device()} | torch threads={torch.get_num_threads()} | "
+        f"{runtime.HOME_VAR}={runtime.home()}",
+    ]
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

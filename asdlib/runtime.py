@@ -1,10 +1,12 @@
-"""Where things live and what they run on: the home folder, the device, precision, a setup report.
+"""Where things live and what they run on: the home folder, the device, precision, file writes.
 
-Used by the first cell of every chapter (see the preface): it prints the versions, the active
-profile (``asdlib.profiles``) and the device, so that every number in the book can be traced to
-the setup that produced it. Also here: atomic file writes, progress bars, the autocast dtype of
-a device, and the one process-wide setting asdlib offers (`reuse_freed_memory`), which only an
-explicit call or a command-line flag applies.
+The home folder of every generated file (`home`), the device (`device`), the autocast dtype of
+a device, atomic file writes that name a full disk (`atomic_path`), progress bars, and the one
+process-wide setting asdlib offers (`reuse_freed_memory`), which only an explicit call or a
+command-line flag applies.
+
+It imports no other asdlib module, so every module can use it without pulling in the networks.
+The setup report of every chapter's first cell is `asdlib.profiles.describe`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,7 @@ from pathlib import Path
 
 import pooch
 import torch
-import torchaudio
 from tqdm.auto import tqdm  # imported quietly by asdlib/__init__.py
-
-import asdlib
-from asdlib import profiles
 
 #: The environment variable that moves every generated file (data, runs, caches).
 HOME_VAR = "ASDLIB_HOME"
@@ -249,18 +247,6 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
                 platform.processor() or "unknown")
-
-
-def describe(profile: str | None = None) -> str:
-    """A few lines naming the versions, the active profile, the device and the cache folder."""
-    active = profiles.get_profile(profile)
-    lines = [
-        f"asdlib {asdlib.__version__} | torch {torch.__version__} | torchaudio {torchaudio.__version__}"
-        f" | Python {platform.python_version()}",
-        f"{active.summary()}",
-        f"device={device()} | torch threads={torch.get_num_threads()} | {HOME_VAR}={home()}",
-    ]
-    return "\n".join(lines)
 
 
 def glue(name: str, value, display: bool = True):
