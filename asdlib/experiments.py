@@ -321,11 +321,11 @@ def export_run(run: runfolder.Run, data_root: Path, dest: Path, embeddings: bool
 def _train_one(job) -> str:
     """One published run, in a worker process with one torch thread (`publish_runs`)."""
     config_dict, data_root, home, device, data_on_device = job
-    torch.set_num_threads(1)
     os.environ[runtime.HOME_VAR] = home
     config = TrainConfig.from_dict(config_dict)
     setup = train.Setup(device=device, progress=False, data_on_device=data_on_device)
-    run = load_or_train(config, data_root, setup=setup, published=False)
+    with runtime.torch_threads(1):
+        run = load_or_train(config, data_root, setup=setup, published=False)
     return str(run.path)
 
 
@@ -499,8 +499,8 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
     previous = os.environ.get(runtime.HOME_VAR)
     os.environ[runtime.HOME_VAR] = str(home)
     try:
-        torch.set_num_threads(1)
-        retrained = load_or_train(config, setup=train.Setup(progress=False), published=False)
+        with runtime.torch_threads(1):
+            retrained = load_or_train(config, setup=train.Setup(progress=False), published=False)
     finally:
         if previous is None:
             os.environ.pop(runtime.HOME_VAR)

@@ -1,9 +1,9 @@
 """Where things live and what they run on: the home folder, the device, precision, file writes.
 
 The home folder of every generated file (`home`), the device (`device`), the autocast dtype of
-a device, atomic file writes that name a full disk (`atomic_path`), progress bars, and the one
-process-wide setting asdlib offers (`reuse_freed_memory`), which only an explicit call or a
-command-line flag applies.
+a device, atomic file writes that name a full disk (`atomic_path`), progress bars, the torch
+thread count of a block (`torch_threads`), and the one process-wide setting asdlib offers
+(`reuse_freed_memory`), which only an explicit call or a command-line flag applies.
 
 It imports no other asdlib module, so every module can use it without pulling in the networks.
 The setup report of every chapter's first cell is `asdlib.profiles.describe`.
@@ -119,6 +119,31 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
     """
     disabled_by_env = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
     return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None):
+    """Set torch's CPU thread count for a block, then restore the previous count.
+
+    Small models train faster on one thread than on several that wait for each other, and a
+    worker process that shares the CPU with others should use one; the caller's setting comes
+    back when the block ends, also when it raises.
+
+        with runtime.torch_threads(1):
+            train(...)
+
+    Args:
+        num_threads: threads inside the block (None: leave the count alone).
+    """
+    if num_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def device(name=None) -> torch.device:

@@ -100,3 +100,19 @@ def test_cli_help_lists_the_commands():
     result = subprocess.run([sys.executable, "-m", "asdlib", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "synth" in result.stdout
+
+
+def test_torch_threads_sets_the_count_for_a_block_and_restores_it():
+    import torch
+
+    before = torch.get_num_threads()
+    with runtime.torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError):
+            with runtime.torch_threads(2):
+                assert torch.get_num_threads() == 2
+                raise RuntimeError("a failed run")
+        assert torch.get_num_threads() == 1
+        with runtime.torch_threads(None):
+            assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
