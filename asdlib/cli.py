@@ -507,9 +507,9 @@ def _option_names(parser: argparse.ArgumentParser) -> dict:
 
 def _message(err: BaseException, parser: argparse.ArgumentParser) -> str:
     """The error in one line, naming the command-line option where the library names a field."""
-    if isinstance(err, OSError) and err.errno in runtime.DISK_FULL:
-        if (err.strerror or "").startswith("no space left"):  # asdlib's message names it
-            return err.strerror
+    if isinstance(err, runtime.DiskFull):  # asdlib's own message names the folder and the file
+        return err.strerror
+    if isinstance(err, OSError) and err.errno in runtime.DISK_FULL:  # a write outside asdlib's
         where = f" ({err.filename})" if err.filename else ""
         return (f"no space left on the disk{where}: free some space or choose another folder "
                 f"(--out, ${runtime.HOME_VAR}), then run the same command again (what was "

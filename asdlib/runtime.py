@@ -1,9 +1,9 @@
 """Where things live and what they run on: the home folder, the device, precision, file writes.
 
 The home folder of every generated file (`home`), the device (`device`), the autocast dtype of
-a device, atomic file writes that name a full disk (`atomic_path`), progress bars, the torch
-thread count of a block (`torch_threads`), and the one process-wide setting asdlib offers
-(`reuse_freed_memory`), which only an explicit call or a command-line flag applies.
+a device, atomic file writes that name a full disk (`atomic_path`, `DiskFull`), progress bars,
+the torch thread count of a block (`torch_threads`), and the one process-wide setting asdlib
+offers (`reuse_freed_memory`), which only an explicit call or a command-line flag applies.
 
 It imports no other asdlib module, so every module can use it without pulling in the networks.
 The setup report of every chapter's first cell is `asdlib.profiles.describe`.
@@ -76,16 +76,30 @@ def atomic_path(path):
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+class DiskFull(OSError):
+    """A write that failed because the disk (or the quota) is full.
+
+    Raised by asdlib's writes (`atomic_path`, `write_text_atomic`, `save_atomic`, the clip
+    cache) through `write_error`: its message names the folder, the file and the way out, so
+    the command line prints it as it is. `errno` is `ENOSPC` or `EDQUOT`, `filename` the file.
+    """
+
+
 def write_error(err: OSError, path) -> OSError:
     """`err`, raised while writing `path`, as an error that names `path` (not a temporary
-    file) and, for a full disk, says so: "no space left on the disk of <folder> ...".
-    Other errors keep their message, with `path` as their file name."""
+    file).
+
+    Returns:
+        For a full disk (`DISK_FULL`), a `DiskFull` saying so: "no space left on the disk of
+        <folder> while writing <file>: ...". Otherwise an `OSError` with `err`'s message and
+        `path` as its file name.
+    """
     path = Path(path)
     if err.errno in DISK_FULL:
-        return OSError(err.errno, f"no space left on the disk of {path.parent} while writing "
-                                  f"{path.name}: free some space or choose another folder, then "
-                                  "run the same command again (what was finished is kept)",
-                       str(path))
+        return DiskFull(err.errno, f"no space left on the disk of {path.parent} while writing "
+                                   f"{path.name}: free some space or choose another folder, then "
+                                   "run the same command again (what was finished is kept)",
+                        str(path))
     return OSError(err.errno, err.strerror or str(err), str(path))
 
 
