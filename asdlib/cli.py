@@ -405,12 +405,11 @@ def _runs(args) -> int:
         return 0 if result["equal"] else 1
     if args.gpu:
         runtime.device("cuda")  # refused at once on a machine without a CUDA GPU
-        manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 8, device="cuda",
-                                            data_on_device=True, synth_workers=os.cpu_count() or 1,
-                                            progress=not args.quiet)
+        workers = experiments.Workers(jobs=args.jobs or 8, device="cuda", data_on_device=True,
+                                      synth_workers=os.cpu_count() or 1)
     else:
-        manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 2,
-                                            progress=not args.quiet)
+        workers = experiments.Workers(jobs=args.jobs or 2)
+    manifest = experiments.publish_runs(args.profile, workers, progress=not args.quiet)
     chosen = profiles.get_profile(args.profile)
     done = [e for e in manifest["runs"] if e["profile"] == chosen.name]
     print(f"{len(done)} of {len(experiments.book_runs(chosen))} runs of the {chosen.name} profile "

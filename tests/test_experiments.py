@@ -160,8 +160,9 @@ def test_the_one_thread_of_a_worker_is_given_back(monkeypatch, tmp_path):
     monkeypatch.setattr(experiments, "synthetic_dataset", lambda *a, **k: tmp_path)
     monkeypatch.setenv(runtime.HOME_VAR, str(tmp_path))
     config = TrainConfig.from_profile("smoke").to_dict()
+    workers = experiments.Workers(jobs=1, device="cpu")
     with runtime.torch_threads(2):
-        experiments._train_one((config, str(tmp_path), str(tmp_path), "cpu", False))
+        experiments._train_one((config, str(tmp_path), str(tmp_path), workers))
         curve._job(("network", curve.CurvePoint(6, base="smoke"), str(tmp_path)))
         assert torch.get_num_threads() == 2
         def failing_train(*args, **kwargs):
@@ -170,6 +171,6 @@ def test_the_one_thread_of_a_worker_is_given_back(monkeypatch, tmp_path):
 
         monkeypatch.setattr(experiments, "load_or_train", failing_train)
         with pytest.raises(RuntimeError, match="training failed"):
-            experiments._train_one((config, str(tmp_path), str(tmp_path), "cpu", False))
+            experiments._train_one((config, str(tmp_path), str(tmp_path), workers))
         assert torch.get_num_threads() == 2
     assert seen == [1, 1, 1]
