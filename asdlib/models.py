@@ -412,9 +412,9 @@ def float32_islands(model: nn.Module) -> list:
     """The layers of an `ASDNet` that bfloat16 slows down on a CPU: the Tgram's framing
     convolution, MobileFaceNet's first convolution and its stride-2 depthwise convolutions.
 
-    Their bfloat16 backward ran 5-10x slower than float32 on the CPU the book was measured on
-    (the strided and grouped convolutions have no fast bfloat16 kernel there), so under CPU
-    autocast they are worth keeping in float32 (`keep_in_float32`).
+    Their bfloat16 backward is 5-10x slower than float32 on the book's CPU (the strided and
+    grouped convolutions have no fast bfloat16 kernel there), so under CPU autocast they are
+    worth keeping in float32 (`keep_in_float32`).
     """
     islands = [model.tgramnet.conv_extrctor, model.mobilefacenet.conv1.conv]
     for block in model.mobilefacenet.blocks:

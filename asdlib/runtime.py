@@ -213,9 +213,9 @@ def autocast_dtype(amp: str, device: torch.device):
 
     On a CPU, "bf16" is bfloat16 (with the layers of `asdlib.models.float32_islands` kept in
     float32); everything else is float32, "auto" included. bfloat16 pays only on a CPU with
-    native bfloat16 instructions (`native_bf16`): measured on one (AMD EPYC, avx512_bf16), a
-    training step of the paper's sizes took 0.6x the time of float32, one of the book's sizes
-    0.9x (`python -m asdlib bench --levers`). It is not the CPU default because the published
+    native bfloat16 instructions (`native_bf16`): on one (AMD EPYC, avx512_bf16), a training
+    step of the paper's sizes takes 0.6x the time of float32, one of the book's sizes 0.9x
+    (`python -m asdlib bench --levers` measures it on any machine). It is not the CPU default because the published
     results must come out the same on readers' CPUs with and without such instructions.
     """
     if device.type == "cpu":
@@ -245,8 +245,8 @@ def reuse_freed_memory() -> bool:
     By default glibc serves every large block (the activations of a batch: tens of MB for
     10 s clips) with a fresh `mmap` and returns it on `free`, so each training step
     page-faults all its activations in again. With `mmap` off and a high trim threshold the
-    freed blocks stay in the heap and are reused: a CPU training step measured about 1.2x
-    faster for 2 s clips and 1.5x for 10 s clips on the book's machine. The price: the
+    freed blocks stay in the heap and are reused: a CPU training step is about 1.2x faster for
+    2 s clips and 1.5x for 10 s clips on the book's machine. The price: the
     process keeps its peak memory until it exits.
 
     This changes the whole process for good (the same as starting Python with
