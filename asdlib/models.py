@@ -472,10 +472,10 @@ class ASDNet(nn.Module):
     """Tgram + Sgram (+ TAgram) -> MobileFaceNet -> ArcFace head.
 
     `model="tastgram"` stacks (Tgram, Sgram, TAgram), `model="stgram"` stacks (Sgram, Tgram),
-    as the reference implementations do. The argument has the name and the values of
-    `asdlib.profiles.TrainConfig.model`. The frame count, the LayerNorm size
-    and the `linear7` kernel all follow from `num_samples`. The constructor arguments are kept
-    in `model.config`, so `ASDNet(**model.config)` rebuilds the same network (for checkpoints).
+    as the reference implementations do; the argument has the name and the values of
+    `asdlib.profiles.TrainConfig.model`. The frame count, the LayerNorm size and the `linear7`
+    kernel all follow from `num_samples`. The constructor arguments are kept in `.config`, so
+    `ASDNet(**net.config)` rebuilds the same network (for checkpoints).
 
     Args:
         num_classes: number of machine-ID classes (41 for DCASE 2020 Task 2).
