@@ -14,8 +14,8 @@ import copy
 import torch
 
 from asdlib.baseline import DCASEAutoencoder, frame_windows, score_clips
-from asdlib.runtime import torch_threads
 from asdlib.exercises import Mistake, expect_close, expect_shape, run_check
+from asdlib.runtime import torch_threads
 
 __all__ = ["check_clip_score", "check_frame_windows", "score_problem"]
 
