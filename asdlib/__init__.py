@@ -7,7 +7,7 @@ method first, then the data, then what runs the experiments.
 The method:
 
 - ``asdlib.features``    - the log-Mel spectrogram, the Sgram (ch. 1, 3, 5, 8, 11)
-- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, STgram / TASTgram (ch. 2, 3, 8, 11)
+- ``asdlib.models``      - TgramNet, TAgram, MobileFaceNet, ``ASDNet`` (STgram / TASTgram) (ch. 2, 3, 8, 11)
 - ``asdlib.losses``      - ArcFace, mixup, ArcMix and Noisy-ArcMix, mixing a batch (ch. 4, 5, 6, 7, 8, 11)
 - ``asdlib.loop``        - one training step, one epoch, validation, embedding (ch. 8)
 - ``asdlib.metrics``     - AUC, pAUC, per-ID / per-type / pooled tables (ch. 1, 2, 8, 9)
@@ -25,7 +25,7 @@ The data:
 
 Running experiments:
 
-- ``asdlib.profiles``    - every size of every experiment, the seed rule, ``TrainConfig`` (every chapter)
+- ``asdlib.profiles``    - every size of every experiment, the seed rule, ``TrainConfig``, the setup report (every chapter)
 - ``asdlib.experiments`` - train once, read many times: runs, published runs, synthetic datasets (ch. 1, 2, 3, 7, 8, 9, 10, 11)
 - ``asdlib.curve``       - the learning curve of the two reference models, published in ``asdlib/evidence`` (ch. 2)
 - ``asdlib.train``       - the orchestration around the loop: data, resume, checkpoints, data-parallel (behind ``asdlib.experiments``)
@@ -33,7 +33,7 @@ Running experiments:
 - ``asdlib.runfolder``   - a run's folder: its key, files and checkpoints, ``Run``, the one ``load_model`` (behind ``asdlib.experiments``)
 - ``asdlib.store``       - inputs -> hash -> folder, built once, safe for two processes (behind every cache)
 - ``asdlib.bench``       - speed figures (ch. 11)
-- ``asdlib.runtime``     - the home folder, the device, atomic writes, progress bars, the setup report (every chapter)
+- ``asdlib.runtime``     - the home folder, the device, file writes, progress bars; imports no other asdlib module (every chapter)
 - ``asdlib.plots``       - every figure of the book (every chapter)
 - ``asdlib.exercises``   - the checkers of the exercises (every chapter)
 - ``asdlib.classroom``   - the student edition: the chapters without their solutions (``make student``)

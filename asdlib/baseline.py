@@ -31,7 +31,6 @@ Everything here is written for this book (PyTorch, not the original Keras code).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 from pathlib import Path
@@ -264,7 +263,7 @@ def score_clips(model: nn.Module, windows: torch.Tensor, batch_size: int = 64,
     model.eval()
     device = next(model.parameters()).device
     scores = []
-    with _torch_threads(num_threads):
+    with runtime.torch_threads(num_threads):
         for start in range(0, len(windows), batch_size):
             # [b, windows, input_dim]
             chunk = windows[start:start + batch_size].to(device)
@@ -347,7 +346,7 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     losses = []
-    with _torch_threads(num_threads):
+    with runtime.torch_threads(num_threads):
         for _ in runtime.progress_bar(range(num_epochs), show=progress, desc=desc, leave=False):
             # A new order of the windows every epoch
             order = torch.randperm(len(windows), generator=generator)
@@ -362,20 +361,6 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
                 count += len(index)
             losses.append(total / count)
     return model.eval(), losses
-
-
-@contextlib.contextmanager
-def _torch_threads(num_threads):
-    """Set torch's CPU thread count for a block, then restore it (None: leave it alone)."""
-    if num_threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def clip_windows(paths, num_samples: int, logmel: nn.Module | None = None,

@@ -406,12 +406,11 @@ def _runs(args) -> int:
         return 0 if result["equal"] else 1
     if args.gpu:
         runtime.device("cuda")  # refused at once on a machine without a CUDA GPU
-        manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 8, device="cuda",
-                                            data_on_device=True, synth_workers=os.cpu_count() or 1,
-                                            progress=not args.quiet)
+        workers = experiments.Workers(jobs=args.jobs or 8, device="cuda", data_on_device=True,
+                                      synth_workers=os.cpu_count() or 1)
     else:
-        manifest = experiments.publish_runs(args.profile, jobs=args.jobs or 2,
-                                            progress=not args.quiet)
+        workers = experiments.Workers(jobs=args.jobs or 2)
+    manifest = experiments.publish_runs(args.profile, workers, progress=not args.quiet)
     chosen = profiles.get_profile(args.profile)
     done = [e for e in manifest["runs"] if e["profile"] == chosen.name]
     print(f"{len(done)} of {len(experiments.book_runs(chosen))} runs of the {chosen.name} profile "
@@ -508,9 +507,9 @@ def _option_names(parser: argparse.ArgumentParser) -> dict:
 
 def _message(err: BaseException, parser: argparse.ArgumentParser) -> str:
     """The error in one line, naming the command-line option where the library names a field."""
-    if isinstance(err, OSError) and err.errno in runtime.DISK_FULL:
-        if (err.strerror or "").startswith("no space left"):  # asdlib's message names it
-            return err.strerror
+    if isinstance(err, runtime.DiskFull):  # asdlib's own message names the folder and the file
+        return err.strerror
+    if isinstance(err, OSError) and err.errno in runtime.DISK_FULL:  # a write outside asdlib's
         where = f" ({err.filename})" if err.filename else ""
         return (f"no space left on the disk{where}: free some space or choose another folder "
                 f"(--out, ${runtime.HOME_VAR}), then run the same command again (what was "

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from asdlib import baseline, evaluate, experiments, layout, profiles, runtime, synth, tables, train
 from asdlib.profiles import TrainConfig
@@ -114,16 +113,16 @@ def _point(name: str, points=None) -> CurvePoint:
 def _job(job) -> dict:
     """Train one model of one point: ("autoencoder" | "network", `CurvePoint`, home)."""
     kind, point, home = job
-    torch.set_num_threads(1)
     os.environ[runtime.HOME_VAR] = home
     profile = point.profile()
-    root = experiments.synthetic_dataset(profile, progress=False)
-    started = time.perf_counter()
-    if kind == "autoencoder":
-        baseline.load_or_run_baseline(root, profile, seed=profile.seeds[0], progress=False)
-    else:
-        config = TrainConfig.from_profile(profile, model=NETWORK[0], mode=NETWORK[1])
-        experiments.load_or_train(config, root, setup=train.Setup(progress=False))
+    with runtime.torch_threads(1):
+        root = experiments.synthetic_dataset(profile, progress=False)
+        started = time.perf_counter()
+        if kind == "autoencoder":
+            baseline.load_or_run_baseline(root, profile, seed=profile.seeds[0], progress=False)
+        else:
+            config = TrainConfig.from_profile(profile, model=NETWORK[0], mode=NETWORK[1])
+            experiments.load_or_train(config, root, setup=train.Setup(progress=False))
     return {"kind": kind, "name": point.name, "seconds": time.perf_counter() - started}
 
 

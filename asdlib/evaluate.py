@@ -65,6 +65,7 @@ __all__ = [
     "THRESHOLD_PERCENTILE",
     "ScoredRun",
     "anomaly_scores",
+    "check_score",
     "class_centres",
     "default_out_dir",
     "evaluate",
@@ -78,8 +79,6 @@ __all__ = [
     "write_outputs",
 ]
 
-#: Anomaly scores, by name: the authors' cross-entropy and two angles.
-SCORES = ("ce", "angle", "angle_mean")
 #: Percentile of the gamma distribution fitted to the training scores used as threshold.
 THRESHOLD_PERCENTILE = 0.9
 #: Format version of metrics.json.
@@ -95,6 +94,47 @@ def _angle(cos: torch.Tensor) -> torch.Tensor:
     return torch.arccos(cos.clamp(-1.0, 1.0))
 
 
+def _score_ce(embedding, weight, labels, *, margin, scale, sub_centers, **_) -> torch.Tensor:
+    """The authors' score: cross-entropy of the margin logits (margin on the clip's own class,
+    as in training) at the clip's class."""
+    # [clips, classes]
+    logits = losses.arcface_logits(embedding, weight, labels, margin, scale, sub_centers)
+    return F.cross_entropy(logits, labels, reduction="none")
+
+
+def _score_angle(embedding, weight, labels, *, sub_centers, **_) -> torch.Tensor:
+    """The angle between the embedding and the (best sub-centre of the) own class weight."""
+    # Cosine to every class, then to the own one: [clips]
+    cos = losses.cosine_logits(embedding, weight, sub_centers)
+    return _angle(cos.gather(1, labels[:, None])[:, 0])
+
+
+def _score_angle_mean(embedding, weight, labels, *, centres, **_) -> torch.Tensor:
+    """The angle between the embedding and its class centre (`centres[label]`)."""
+    if centres is None:
+        raise ValueError("score 'angle_mean' needs centres (one per class)")
+    centres = F.normalize(torch.as_tensor(np.asarray(centres), dtype=torch.float32), dim=1)
+    # [clips]
+    cos = (F.normalize(embedding, dim=1) * centres[labels]).sum(dim=1)
+    return _angle(cos)
+
+
+#: Anomaly scores, by name: the authors' cross-entropy and two angles. Each function takes
+#: `(embedding, weight, labels)` as tensors and the keywords `margin, scale, sub_centers,
+#: centres` (each uses what it needs), and returns one score per clip.
+SCORES = {
+    "ce": _score_ce,
+    "angle": _score_angle,
+    "angle_mean": _score_angle_mean,
+}
+
+
+def check_score(score: str) -> None:
+    """Raise a ValueError naming the valid scores if `score` is not a name of `SCORES`."""
+    if score not in SCORES:
+        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
+
+
 def anomaly_scores(embedding, weight, labels, score: str = "ce", margin: float = 0.7,
                    scale: float = 30.0, sub_centers: int = 1, centres=None) -> np.ndarray:
     """Anomaly score of each clip from its embedding and its machine-ID class.
@@ -103,38 +143,29 @@ def anomaly_scores(embedding, weight, labels, score: str = "ce", margin: float =
         embedding: the clips' embeddings.
         weight: the ArcFace class weights (`model.arcface.weight`).
         labels: the machine-ID class of each clip.
-        score: "ce" (the authors': cross-entropy of the margin logits at the clip's class),
-            "angle" (angle to the class weight) or "angle_mean" (angle to `centres[label]`).
+        score: a name of `SCORES`: "ce" (the authors': cross-entropy of the margin logits at
+            the clip's class), "angle" (angle to the class weight) or "angle_mean" (angle to
+            `centres[label]`).
         margin, scale, sub_centers: the ArcFace head's m (radians), s and sub-centres.
         centres: for "angle_mean", one centre per class (e.g. mean training embeddings).
 
     Returns:
         float64 scores, larger = more anomalous.
 
+    Raises:
+        ValueError: an unknown score (the message lists the valid ones), or "angle_mean"
+            without centres.
+
     Shapes:
         - embedding: `[clips, 128]`; weight: `[classes * sub_centers, 128]`;
           labels: `[clips]`; centres: `[classes, 128]`; output: `[clips]`.
     """
-    if score not in SCORES:
-        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
+    check_score(score)
     embedding = torch.as_tensor(np.asarray(embedding), dtype=torch.float32)
     weight = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    if score == "ce":
-        # Margin on the clip's own class, as in training: [clips, classes]
-        logits = losses.arcface_logits(embedding, weight, labels, margin, scale, sub_centers)
-        values = F.cross_entropy(logits, labels, reduction="none")
-    elif score == "angle":
-        # Cosine to the (best sub-centre of the) own class: [clips]
-        cos = losses.cosine_logits(embedding, weight, sub_centers).gather(1, labels[:, None])[:, 0]
-        values = _angle(cos)
-    else:
-        if centres is None:
-            raise ValueError("score 'angle_mean' needs centres (one per class)")
-        centres = F.normalize(torch.as_tensor(np.asarray(centres), dtype=torch.float32), dim=1)
-        # Cosine to the own class centre: [clips]
-        cos = (F.normalize(embedding, dim=1) * centres[labels]).sum(dim=1)
-        values = _angle(cos)
+    values = SCORES[score](embedding, weight, labels, margin=margin, scale=scale,
+                           sub_centers=sub_centers, centres=centres)
     return values.double().numpy()
 
 
@@ -432,8 +463,7 @@ def summarize(scored: ScoredRun, score: str = "ce") -> tuple:
         `threshold` and `decision`; and the content of `metrics.json` (profile, dataset,
         config, per-ID and per-type tables, averages as fractions in [0, 1], thresholds).
     """
-    if score not in SCORES:
-        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
+    check_score(score)
     frames = {split: frame.assign(score=frame[f"score_{score}"])
               for split, frame in scored.frames.items()}
     # ---- thresholds from the training scores, per machine ID
@@ -540,8 +570,7 @@ def evaluate(run_dir, data_root=None, score: str = "ce", which: str = "best", ou
         FileNotFoundError: the run folder, its checkpoint or the data root is missing.
         ValueError: an unknown score, or a damaged checkpoint.
     """
-    if score not in SCORES:
-        raise ValueError(f"score: unknown score {score!r}; choose one of {list(SCORES)}")
+    check_score(score)
     started = time.perf_counter()
     scored = score_run(run_dir, data_root, which, batch_size, device, progress)
     test, result = summarize(scored, score)

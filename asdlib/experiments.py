@@ -31,8 +31,8 @@ second waits and reads it. The tables of runs in the paper's layout are in `asdl
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import gzip
 import hashlib
 import json
@@ -56,6 +56,7 @@ __all__ = [
     "AUTOENCODER_LABEL",
     "BOOK_RUNS",
     "PUBLISHED_DIR",
+    "Workers",
     "autoencoder_name",
     "autoencoder_results",
     "book_runs",
@@ -318,15 +319,55 @@ def export_run(run: runfolder.Run, data_root: Path, dest: Path, embeddings: bool
     return {name.name: sha256(name) for name in sorted(dest.iterdir())}
 
 
+@dataclasses.dataclass(frozen=True)
+class Workers:
+    """How `publish_runs` trains the runs: in how many processes, where, with which memory
+    settings. It changes how fast, never what a run computes (the published bytes are the same).
+
+    Attributes:
+        jobs: worker processes, one torch thread each (on a 2-core CPU, two one-thread
+            processes train faster than one two-thread process; on a GPU, several runs share it).
+        device: where to train (None: `asdlib.runtime.device()`).
+        data_on_device: hold the training clips on the device (`asdlib.train.Setup`).
+        reuse_freed_memory: `asdlib.runtime.reuse_freed_memory` in the workers (CPU speed).
+        synth_workers: processes generating the synthetic data if it is not there yet.
+    """
+
+    jobs: int = 2
+    device: str | None = None
+    data_on_device: bool = False
+    reuse_freed_memory: bool = True
+    synth_workers: int = 1
+
+    def setup(self) -> train.Setup:
+        """The `asdlib.train.Setup` of one worker's run (no progress bars)."""
+        return train.Setup(device=self.device, progress=False, data_on_device=self.data_on_device)
+
+
 def _train_one(job) -> str:
-    """One published run, in a worker process with one torch thread (`publish_runs`)."""
-    config_dict, data_root, home, device, data_on_device = job
-    torch.set_num_threads(1)
+    """One published run, in a worker process with one torch thread (`publish_runs`):
+    `job` is (config as a dict, data root, ASDLIB_HOME, `Workers`); returns the run's folder."""
+    config_dict, data_root, home, workers = job
     os.environ[runtime.HOME_VAR] = home
     config = TrainConfig.from_dict(config_dict)
-    setup = train.Setup(device=device, progress=False, data_on_device=data_on_device)
-    run = load_or_train(config, data_root, setup=setup, published=False)
+    with runtime.torch_threads(1):
+        run = load_or_train(config, data_root, setup=workers.setup(), published=False)
     return str(run.path)
+
+
+def _train_all(configs: list, data_root: Path, workers: Workers):
+    """Train `configs` in `workers.jobs` processes; yields each finished run's folder at once."""
+    jobs = [(c.to_dict(), str(data_root), str(runtime.home()), workers) for c in configs]
+    if workers.jobs > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("spawn")
+        initializer = runtime.reuse_freed_memory if workers.reuse_freed_memory else None
+        with context.Pool(workers.jobs, initializer=initializer, maxtasksperchild=1) as pool:
+            yield from pool.imap_unordered(_train_one, jobs)
+    else:
+        if workers.reuse_freed_memory:
+            runtime.reuse_freed_memory()
+        for job in jobs:
+            yield _train_one(job)
 
 
 def _device_line(device) -> str:
@@ -336,136 +377,187 @@ def _device_line(device) -> str:
     return str(chosen)
 
 
-def publish_runs(profile=None, jobs: int = 2, dest=None, progress: bool = True,
-                 reuse_freed_memory: bool = True, device=None, data_on_device: bool = False,
-                 synth_workers: int = 1, on_published=None) -> dict:
+def _move_into_place(work: Path, dest: Path) -> None:
+    """Replace the folder `dest` by the finished folder `work` (no reader sees a half-written one)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.rename(work, dest)
+
+
+@dataclasses.dataclass
+class _Manifest:
+    """One profile's entries of a publishing folder's `MANIFEST.json`, written again after
+    every run published, so that a stopped `publish_runs` keeps what it finished.
+
+    Attributes:
+        dest: the publishing folder.
+        profile: whose runs.
+        dataset: the fingerprint of the data they were trained on.
+        wanted: folder name -> `TrainConfig` (None: the autoencoder), in publishing order.
+        machine: the machine line of the entries and of the profile.
+        jobs: worker processes (a field of the profile's line).
+        old: the manifest found in `dest` (the other profiles' entries are kept as they are).
+        entries: this profile's entries published so far.
+        written: the manifest as last written.
+    """
+
+    dest: Path
+    profile: profiles.Profile
+    dataset: dict
+    wanted: dict
+    machine: str
+    jobs: int
+    old: dict = dataclasses.field(init=False)
+    entries: list = dataclasses.field(init=False)
+    written: dict = dataclasses.field(init=False)
+    started: float = dataclasses.field(init=False, default_factory=time.perf_counter)
+
+    def __post_init__(self):
+        """Read `dest`'s manifest: keep this profile's entries that are still wanted and whose
+        folder is there, remove every folder no entry names (another scale, data or code);
+        then write the manifest."""
+        path = self.dest / "MANIFEST.json"
+        self.old = json.loads(path.read_text()) if path.is_file() else {}
+        self.entries = [e for e in self.old.get("runs", []) if e.get("profile") == self.profile.name
+                        and e["hash"] in self.wanted and (self.dest / e["hash"]).is_dir()]
+        kept = {e["hash"] for e in self.entries + self.others}
+        for folder in [p for p in self.dest.iterdir() if p.is_dir() and p.name not in kept]:
+            shutil.rmtree(folder)
+        self.write()
+
+    @property
+    def others(self) -> list:
+        """The entries of the other profiles."""
+        return [e for e in self.old.get("runs", []) if e.get("profile") != self.profile.name]
+
+    def published(self) -> set:
+        """The folder names of this profile's published entries."""
+        return {e["hash"] for e in self.entries}
+
+    def write(self) -> dict:
+        """Write `MANIFEST.json` (entries in publishing order) and return it."""
+        name = self.profile.name
+        manifest = {"profiles": dict(self.old.get("profiles", {}))}
+        manifest["profiles"][name] = {
+            "dataset": self.dataset, "generator_version": synth.GENERATOR_VERSION,
+            "command": f"{PUBLISH_COMMAND} PROFILE={name}" if name != "book" else PUBLISH_COMMAND,
+            "runs": sum(c is not None for c in self.wanted.values()), "jobs": self.jobs, "torch_threads_per_job": 1,
+            "machine": self.machine, "wall_seconds_this_call": time.perf_counter() - self.started}
+        order = list(self.wanted)
+        manifest["runs"] = self.others + sorted(self.entries, key=lambda e: order.index(e["hash"]))
+        runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", self.dest / "MANIFEST.json")
+        self.written = manifest
+        return manifest
+
+    def add(self, entry: dict) -> dict:
+        """Enter a published folder; the manifest as written."""
+        self.entries.append(entry)
+        return self.write()
+
+    def todo(self) -> list:
+        """The configs not yet published, seed by seed: a call stopped part-way leaves every
+        variant trained on the same seeds, so the paired differences of chapter 10 can be read
+        from what is published so far."""
+        missing = [c for name, c in self.wanted.items()
+                   if c is not None and name not in self.published()]
+        return sorted(missing, key=lambda c: self.profile.seeds.index(c.seed))
+
+
+def _publish_autoencoder(manifest: _Manifest, data_root: Path, progress: bool) -> None:
+    """Publish the profile's autoencoder results beside the networks, unless they are there."""
+    chosen = manifest.profile
+    name = autoencoder_name(chosen, manifest.dataset)
+    if name in manifest.published():
+        return
+    started = time.perf_counter()
+    results = autoencoder_results(chosen, data_root, progress=progress)
+    work = manifest.dest / f".{name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    write_csv_gz(results, work / runfolder.SCORES_PUBLISHED)
+    _move_into_place(work, manifest.dest / name)
+    average = metrics.per_type_table(results)
+    manifest.add({
+        "hash": name, "profile": chosen.name, "label": AUTOENCODER_LABEL,
+        "model": "autoencoder", "mode": None, "seed": chosen.seeds[0],
+        "files": {runfolder.SCORES_PUBLISHED:
+                  sha256(manifest.dest / name / runfolder.SCORES_PUBLISHED)},
+        "epochs": chosen.baseline_epochs, "train_seconds": time.perf_counter() - started,
+        "average_auc": float(average["per_id_mean_auc"].mean()),
+        "average_pauc": float(average["per_id_mean_pauc"].mean()),
+        "machine": manifest.machine})
+
+
+def _publish_run(manifest: _Manifest, path, data_root: Path) -> dict:
+    """Export the trained run at `path` into the publishing folder and enter it; its entry."""
+    run = open_run(path)
+    name = runfolder.key(run.config, manifest.dataset)
+    work = manifest.dest / f".{name}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    files = export_run(run, data_root, work, _keeps_embeddings(run.config))
+    _move_into_place(work, manifest.dest / name)
+    entry = {"hash": name, "profile": manifest.profile.name, "label": run.label,
+             "model": run.config.model, "mode": run.config.mode, "seed": run.config.seed,
+             "files": files, "epochs": len(run.history),
+             "train_seconds": float(run.history["seconds"].sum()),
+             "average_auc": run.metrics["average"]["auc"],
+             "average_pauc": run.metrics["average"]["pauc"], "machine": manifest.machine}
+    manifest.add(entry)
+    return entry
+
+
+def publish_runs(profile=None, workers: Workers | None = None, dest=None, progress: bool = True,
+                 on_published=None) -> dict:
     """Train every run of `book_runs(profile)` and publish each one as soon as it is done.
 
-    The runs are trained by `jobs` worker processes with one torch thread each (on a 2-core CPU,
-    two one-thread processes train faster than one two-thread process; on a GPU, several runs
-    share it), each through `load_or_train(..., published=False)`: the run cache of
-    `ASDLIB_HOME`, so a stopped call resumes every run from its last finished epoch. Each
-    finished run is exported into `dest` (default `asdlib/published/`) at once and entered in
-    `MANIFEST.json`; runs published before for the same profile and data are kept (only the
-    missing ones train), runs that are no longer among `book_runs` are removed.
+    The runs are trained by `workers.jobs` processes with one torch thread each, each through
+    `load_or_train(..., published=False)`: the run cache of `ASDLIB_HOME`, so a stopped call
+    resumes every run from its last finished epoch. Each finished run is exported into `dest`
+    (default `asdlib/published/`) at once and entered in `MANIFEST.json`, after the profile's
+    autoencoder results; runs published before for the same profile and data are kept (only
+    the missing ones train), runs that are no longer among `book_runs` are removed.
 
     Args:
         profile: whose runs (default: the active profile).
-        jobs: worker processes.
+        workers: processes, device and memory settings (default `Workers()`: two CPU jobs).
         dest: where to publish (default `PUBLISHED_DIR`).
         progress: a progress bar, and one line per published run.
-        reuse_freed_memory: `asdlib.runtime.reuse_freed_memory` in the workers (CPU speed).
-        device: where to train (default `asdlib.runtime.device()`).
-        data_on_device: hold the training clips on the device (`asdlib.train.DeviceBatches`).
-        synth_workers: processes generating the synthetic data if it is not there yet.
         on_published: optional ``fn(entry)`` after each run is published (its manifest entry).
 
     Returns:
         The manifest.
     """
     chosen = profiles.get_profile(profile)
-    configs = book_runs(chosen)
-    runtime.device(device)  # a device this machine lacks is refused before anything runs
-    root = synthetic_dataset(chosen, progress=progress, workers=synth_workers)
+    workers = workers if workers is not None else Workers()
+    runtime.device(workers.device)  # a device this machine lacks is refused before anything runs
+    root = synthetic_dataset(chosen, progress=progress, workers=workers.synth_workers)
     dataset = dcase.dataset_fingerprint(root)
     dest = Path(dest) if dest is not None else PUBLISHED_DIR
     dest.mkdir(parents=True, exist_ok=True)
+    configs = book_runs(chosen)
     wanted = {runfolder.key(c, dataset): c for c in configs}
-    ae_name = autoencoder_name(chosen, dataset)
-    wanted[ae_name] = None  # the autoencoder beside the networks, published with them
-    old = json.loads((dest / "MANIFEST.json").read_text()) if (dest / "MANIFEST.json").is_file() else {}
-    others = [e for e in old.get("runs", []) if e.get("profile") != chosen.name]
-    entries = [e for e in old.get("runs", []) if e.get("profile") == chosen.name
-               and e["hash"] in wanted and (dest / e["hash"]).is_dir()]
-    for folder in [p for p in dest.iterdir() if p.is_dir() and p.name not in
-                   {e["hash"] for e in entries + others}]:
-        shutil.rmtree(folder)  # published for another scale, data or code
-    started = time.perf_counter()
-    machine = f"{machine_line(jobs)}, device {_device_line(device)}"
-
-    def write_manifest():
-        order = list(wanted)
-        manifest = {"profiles": dict(old.get("profiles", {}))}
-        manifest["profiles"][chosen.name] = {
-            "dataset": dataset, "generator_version": synth.GENERATOR_VERSION,
-            "command": f"{PUBLISH_COMMAND} PROFILE={chosen.name}" if chosen.name != "book" else PUBLISH_COMMAND,
-            "runs": len(configs), "jobs": jobs, "torch_threads_per_job": 1, "machine": machine,
-            "wall_seconds_this_call": time.perf_counter() - started}
-        manifest["runs"] = others + sorted(entries, key=lambda e: order.index(e["hash"]))
-        runtime.write_text_atomic(json.dumps(manifest, indent=1) + "\n", dest / "MANIFEST.json")
-        return manifest
-
-    manifest = write_manifest()
-    if ae_name not in {e["hash"] for e in entries}:
-        seconds = time.perf_counter()
-        results = autoencoder_results(chosen, root, progress=progress)
-        work = dest / f".{ae_name}.partial"
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir()
-        write_csv_gz(results, work / runfolder.SCORES_PUBLISHED)
-        shutil.rmtree(dest / ae_name, ignore_errors=True)
-        os.rename(work, dest / ae_name)
-        average = metrics.per_type_table(results)
-        entries.append({"hash": ae_name, "profile": chosen.name, "label": AUTOENCODER_LABEL,
-                        "model": "autoencoder", "mode": None, "seed": chosen.seeds[0],
-                        "files": {runfolder.SCORES_PUBLISHED: sha256(dest / ae_name / runfolder.SCORES_PUBLISHED)},
-                        "epochs": chosen.baseline_epochs,
-                        "train_seconds": time.perf_counter() - seconds,
-                        "average_auc": float(average["per_id_mean_auc"].mean()),
-                        "average_pauc": float(average["per_id_mean_pauc"].mean()),
-                        "machine": machine})
-        manifest = write_manifest()
-    # Seed by seed: a call stopped part-way leaves every variant trained on the same seeds, so
-    # the paired differences of chapter 10 can be read from what is published so far.
-    todo = sorted((c for name, c in wanted.items()
-                   if c is not None and name not in {e["hash"] for e in entries}),
-                  key=lambda c: chosen.seeds.index(c.seed))
+    wanted[autoencoder_name(chosen, dataset)] = None
+    machine = f"{machine_line(workers.jobs)}, device {_device_line(workers.device)}"
+    manifest = _Manifest(dest, chosen, dataset, wanted, machine, workers.jobs)
+    _publish_autoencoder(manifest, root, progress)
+    todo = manifest.todo()
     bar = runtime.progress_bar(total=len(configs), initial=len(configs) - len(todo),
                                show=progress, desc="published runs", unit="run")
     if progress:
         bar.write(f"{len(configs) - len(todo)} of {len(configs)} runs published; training "
                   f"{len(todo)}: " + ", ".join(f"{runfolder.run_label(c)} seed {c.seed}" for c in todo))
-
-    def publish(path):
-        nonlocal manifest
-        run = open_run(path)
-        name = runfolder.key(run.config, dataset)
-        work = dest / f".{name}.partial"
-        shutil.rmtree(work, ignore_errors=True)
-        files = export_run(run, root, work, _keeps_embeddings(run.config))
-        if (dest / name).exists():
-            shutil.rmtree(dest / name)
-        os.rename(work, dest / name)
-        entry = {"hash": name, "profile": chosen.name, "label": run.label, "model": run.config.model,
-                 "mode": run.config.mode, "seed": run.config.seed, "files": files,
-                 "epochs": len(run.history), "train_seconds": float(run.history["seconds"].sum()),
-                 "average_auc": run.metrics["average"]["auc"],
-                 "average_pauc": run.metrics["average"]["pauc"], "machine": machine}
-        entries.append(entry)
-        manifest = write_manifest()
-        bar.update(1)
-        if progress:
-            bar.write(f"published {run.label} seed {run.config.seed}: {entry['epochs']} epochs, "
-                      f"{entry['train_seconds'] / 60:.1f} min, average AUC "
-                      f"{100 * entry['average_auc']:.2f} %")
-        if on_published is not None:
-            on_published(entry)
-
-    job_list = [(c.to_dict(), str(root), str(runtime.home()), device, data_on_device)
-                for c in todo]
-    if jobs > 1 and len(job_list) > 1:
-        context = multiprocessing.get_context("spawn")
-        initializer = runtime.reuse_freed_memory if reuse_freed_memory else None
-        with context.Pool(jobs, initializer=initializer, maxtasksperchild=1) as pool:
-            for path in pool.imap_unordered(_train_one, job_list):
-                publish(path)
-    else:
-        if reuse_freed_memory:
-            runtime.reuse_freed_memory()
-        for job in job_list:
-            publish(_train_one(job))
+    with contextlib.closing(_train_all(todo, root, workers)) as finished:
+        for path in finished:
+            entry = _publish_run(manifest, path, root)
+            bar.update(1)
+            if progress:
+                bar.write(f"published {entry['label']} seed {entry['seed']}: {entry['epochs']} "
+                          f"epochs, {entry['train_seconds'] / 60:.1f} min, average AUC "
+                          f"{100 * entry['average_auc']:.2f} %")
+            if on_published is not None:
+                on_published(entry)
     bar.close()
-    return manifest
+    return manifest.written
 
 
 def _published_summary() -> str:
@@ -499,8 +591,8 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
     previous = os.environ.get(runtime.HOME_VAR)
     os.environ[runtime.HOME_VAR] = str(home)
     try:
-        torch.set_num_threads(1)
-        retrained = load_or_train(config, setup=train.Setup(progress=False), published=False)
+        with runtime.torch_threads(1):
+            retrained = load_or_train(config, setup=train.Setup(progress=False), published=False)
     finally:
         if previous is None:
             os.environ.pop(runtime.HOME_VAR)

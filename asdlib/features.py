@@ -24,7 +24,7 @@ import torch
 import torchaudio
 from torch import nn
 
-__all__ = ["LogMel", "num_frames"]
+__all__ = ["LogMel", "check_wave_shape", "num_frames"]
 
 # float64 machine epsilon, added before the logarithm by the authors' code
 EPS = 2.220446049250313e-16
@@ -111,7 +111,7 @@ class LogMel(nn.Module):
             - wav: `[batch, samples]` or `[batch, 1, samples]`.
             - output: `[batch, n_mels, samples // hop_length + 1]`.
         """
-        wav = _check_wav(wav)
+        wav = check_wave_shape(wav)
         # Mel energies
         mel = self.mel(wav)
         # [batch, n_mels, frames]
@@ -124,24 +124,38 @@ class LogMel(nn.Module):
         )
 
 
-def _check_wav(wav: torch.Tensor) -> torch.Tensor:
-    """Validate a batch of waves and return it as `[batch, samples]`."""
+def check_wave_shape(wav: torch.Tensor, name: str = "wav") -> torch.Tensor:
+    """Check a batch of float waves and return it as `[batch, samples]`.
+
+    The one check of a batch of waves: `LogMel`, `asdlib.models.TgramNet` and
+    `asdlib.models.ASDNet` all call it, so a wrong input gets the same message everywhere.
+
+    Args:
+        wav: the waves.
+        name: the argument's name, for the error messages.
+
+    Returns:
+        `wav` as `[batch, samples]` (a mono channel axis of size 1 squeezed away).
+
+    Raises:
+        TypeError: `wav` is not a floating-point torch tensor.
+        ValueError: `wav` is not `[batch, samples]` or `[batch, 1, samples]`, or holds no
+            sample; the message names the argument, the expected shape and the shape it got.
+
+    Shapes:
+        - wav: `[batch, samples]` or `[batch, 1, samples]`.
+        - output: `[batch, samples]`.
+    """
     if not isinstance(wav, torch.Tensor):
-        raise TypeError(f"wav must be a torch.Tensor, got {type(wav).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(wav).__name__}")
     if not wav.is_floating_point():
-        raise TypeError(f"wav must have a floating-point dtype, got {wav.dtype}")
+        raise TypeError(f"{name} must have a floating-point dtype, got {wav.dtype}")
+    if not (wav.dim() == 2 or (wav.dim() == 3 and wav.shape[1] == 1)):
+        raise ValueError(f"{name} must be [batch, samples] or [batch, 1, samples] (one mono "
+                         f"wave per clip), got shape {tuple(wav.shape)}")
     if wav.dim() == 3:
-        if wav.shape[1] != 1:
-            raise ValueError(
-                f"wav must be [batch, samples] or [batch, 1, samples], got shape "
-                f"{tuple(wav.shape)} (a mono channel axis of size 1 was expected)"
-            )
         # [batch, samples]
         wav = wav.squeeze(1)
-    elif wav.dim() != 2:
-        raise ValueError(
-            f"wav must be [batch, samples] or [batch, 1, samples], got shape {tuple(wav.shape)}"
-        )
     if wav.shape[-1] == 0:
-        raise ValueError("wav must hold at least one sample, got 0 samples")
+        raise ValueError(f"{name} must hold at least one sample, got 0 samples")
     return wav

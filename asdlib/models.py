@@ -39,6 +39,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from asdlib.features import check_wave_shape
 from asdlib.features import num_frames as _num_frames
 from asdlib.losses import ArcMarginHead
 
@@ -56,8 +57,6 @@ __all__ = [
     "global_kernel_size",
     "MODELS",
     "ASDNet",
-    "STgramNet",
-    "TASTgramNet",
     "from_reference",
     "count_parameters",
 ]
@@ -125,13 +124,8 @@ class TgramNet(nn.Module):
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         """Compute the Tgram of a batch of waves (see the class docstring for shapes)."""
-        if wav.dim() == 2:
-            # [batch, 1, samples]
-            wav = wav.unsqueeze(1)
-        if wav.dim() != 3 or wav.shape[1] != 1:
-            raise ValueError(
-                f"wav must be [batch, samples] or [batch, 1, samples], got {tuple(wav.shape)}"
-            )
+        # [batch, 1, samples]
+        wav = check_wave_shape(wav, "wav").unsqueeze(1)
         frames = _num_frames(wav.shape[-1], self.hop_length)
         if frames != self.num_frames:
             raise ValueError(
@@ -418,9 +412,9 @@ def float32_islands(model: nn.Module) -> list:
     """The layers of an `ASDNet` that bfloat16 slows down on a CPU: the Tgram's framing
     convolution, MobileFaceNet's first convolution and its stride-2 depthwise convolutions.
 
-    Their bfloat16 backward ran 5-10x slower than float32 on the CPU the book was measured on
-    (the strided and grouped convolutions have no fast bfloat16 kernel there), so under CPU
-    autocast they are worth keeping in float32 (`keep_in_float32`).
+    Their bfloat16 backward is 5-10x slower than float32 on the book's CPU (the strided and
+    grouped convolutions have no fast bfloat16 kernel there), so under CPU autocast they are
+    worth keeping in float32 (`keep_in_float32`).
     """
     islands = [model.tgramnet.conv_extrctor, model.mobilefacenet.conv1.conv]
     for block in model.mobilefacenet.blocks:
@@ -466,8 +460,6 @@ def speed_up(model: nn.Module, channels_last: bool = True, compile_model: bool =
     return model
 
 
-
-
 # ----------------------------------------------------------------------------------------
 # STgram / TASTgram networks (chapter 8)
 # ----------------------------------------------------------------------------------------
@@ -479,14 +471,15 @@ MODELS = ("tastgram", "stgram")
 class ASDNet(nn.Module):
     """Tgram + Sgram (+ TAgram) -> MobileFaceNet -> ArcFace head.
 
-    `features="tastgram"` stacks (Tgram, Sgram, TAgram), `features="stgram"` stacks
-    (Sgram, Tgram), as the reference implementations do. The frame count, the LayerNorm size
-    and the `linear7` kernel all follow from `num_samples`. The constructor arguments are kept
-    in `model.config`, so `ASDNet(**model.config)` rebuilds the same network (for checkpoints).
+    `model="tastgram"` stacks (Tgram, Sgram, TAgram), `model="stgram"` stacks (Sgram, Tgram),
+    as the reference implementations do; the argument has the name and the values of
+    `asdlib.profiles.TrainConfig.model`. The frame count, the LayerNorm size and the `linear7`
+    kernel all follow from `num_samples`. The constructor arguments are kept in `.config`, so
+    `ASDNet(**net.config)` rebuilds the same network (for checkpoints).
 
     Args:
         num_classes: number of machine-ID classes (41 for DCASE 2020 Task 2).
-        features: "tastgram" or "stgram".
+        model: which network, "tastgram" or "stgram" (`MODELS`).
         num_samples: clip length in samples (160000: 10 s at 16 kHz).
         n_mels: mel bands of the log-Mel input (and Tgram channels).
         hop_length: hop of the log-Mel and of the Tgram framing, in samples.
@@ -505,7 +498,7 @@ class ASDNet(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        features: str = "tastgram",
+        model: str = "tastgram",
         num_samples: int = 160000,
         n_mels: int = 128,
         hop_length: int = 512,
@@ -515,11 +508,11 @@ class ASDNet(nn.Module):
         sub_centers: int = 1,
     ):
         super().__init__()
-        if features not in MODELS:
-            raise ValueError(f"features must be one of {MODELS}, got {features!r}")
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
         self.config = dict(
             num_classes=num_classes,
-            features=features,
+            model=model,
             num_samples=num_samples,
             n_mels=n_mels,
             hop_length=hop_length,
@@ -528,12 +521,12 @@ class ASDNet(nn.Module):
             scale=scale,
             sub_centers=sub_centers,
         )
-        self.features = features
+        self.model = model
         self.n_mels = n_mels
         self.num_frames = _num_frames(num_samples, hop_length)
         self.tgramnet = TgramNet(n_mels, self.num_frames, win_length, hop_length)
         self.temporal_attention = TemporalAttention()
-        in_channels = 3 if features == "tastgram" else 2
+        in_channels = 3 if model == "tastgram" else 2
         self.mobilefacenet = MobileFaceNet(in_channels, 128, (n_mels, self.num_frames))
         self.arcface = ArcMarginHead(num_classes, 128, margin, scale, sub_centers)
 
@@ -553,7 +546,7 @@ class ASDNet(nn.Module):
         tgram = self.tgramnet(wav).unsqueeze(1)
         # [batch, 1, n_mels, frames]
         logmel = logmel.unsqueeze(1)
-        if self.features == "stgram":
+        if self.model == "stgram":
             # [batch, 2, n_mels, frames]
             return torch.cat((logmel, tgram), dim=1)
         # Temporally attended log-Mel: [batch, 1, n_mels, frames]
@@ -589,18 +582,12 @@ class ASDNet(nn.Module):
 
     def _check_inputs(self, wav: torch.Tensor, logmel: torch.Tensor):
         """Check `wav` and `logmel`; return them as `[batch, samples]`, `[batch, mels, frames]`."""
-        for name, x in (("wav", wav), ("logmel", logmel)):
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-            if not x.is_floating_point():
-                raise TypeError(f"{name} must have a floating-point dtype, got {x.dtype}")
         # Waves: [batch, samples]
-        if wav.dim() == 3 and wav.shape[1] == 1:
-            wav = wav.squeeze(1)
-        if wav.dim() != 2:
-            raise ValueError(
-                f"wav must be [batch, samples] or [batch, 1, samples], got {tuple(wav.shape)}"
-            )
+        wav = check_wave_shape(wav, "wav")
+        if not isinstance(logmel, torch.Tensor):
+            raise TypeError(f"logmel must be a torch.Tensor, got {type(logmel).__name__}")
+        if not logmel.is_floating_point():
+            raise TypeError(f"logmel must have a floating-point dtype, got {logmel.dtype}")
         # Log-Mels: [batch, mels, frames]
         if logmel.dim() == 4 and logmel.shape[1] == 1:
             logmel = logmel.squeeze(1)
@@ -635,20 +622,6 @@ class ASDNet(nn.Module):
         return wav, logmel
 
 
-class STgramNet(ASDNet):
-    """STgram-MFN: (Sgram, Tgram) -> MobileFaceNet -> ArcFace (see `ASDNet` for arguments)."""
-
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, features="stgram", **kwargs)
-
-
-class TASTgramNet(ASDNet):
-    """TASTgram-MFN: (Tgram, Sgram, TAgram) -> MobileFaceNet -> ArcFace (see `ASDNet`)."""
-
-    def __init__(self, num_classes: int, **kwargs):
-        super().__init__(num_classes, features="tastgram", **kwargs)
-
-
 # ----------------------------------------------------------------------------------------
 # Loading the authors' weights, counting parameters
 # ----------------------------------------------------------------------------------------
@@ -658,7 +631,7 @@ def _shape(tensor) -> tuple:
     return tuple(tensor.shape)
 
 
-def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
+def from_reference(state_dict: Mapping, strict: bool = True) -> ASDNet:
     """Build the 10 s TASTgram and load a state dict of the authors' implementation.
 
     Accepted forms: the plain `state_dict()` of their model, the same wrapped as
@@ -675,7 +648,7 @@ def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
             raise.
 
     Returns:
-        A `TASTgramNet` in eval mode, on the CPU (move it with `.to(device)`), whose
+        An `ASDNet(num_classes, model="tastgram")` in eval mode, on the CPU (move it with `.to(device)`), whose
         `forward(wav, logmel, labels)` returns `(logits, embedding)` like the authors' forward.
 
     Raises:
@@ -698,7 +671,7 @@ def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
             "cannot infer the number of classes"
         )
     num_classes = state_dict["arcface.weight"].shape[0]
-    model = TASTgramNet(num_classes)
+    model = ASDNet(num_classes, model="tastgram")
     expected = {key: _shape(value) for key, value in model.state_dict().items()}
     # The unused classifier of the reference: checked, then dropped
     expected_extra = {
@@ -731,7 +704,7 @@ def from_reference(state_dict: Mapping, strict: bool = True) -> TASTgramNet:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of a model (buffers such as BN running statistics excluded).
 
-    The 41-class 10 s `TASTgramNet` has 1,156,566 parameters (ArcFace head included); the
+    The 41-class 10 s TASTgram (`ASDNet(41)`) has 1,156,566 parameters (ArcFace head included); the
     authors' model has 5,289 more, 1,161,855, because it also holds the unused classifier
     `fc_out` (Linear 128 -> 41). Both round to the "about 1.16 M" of the reference.
 

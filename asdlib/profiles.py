@@ -23,16 +23,23 @@ the same clips.
 A `TrainConfig` is one training run: the recipe plus the network, the loss and the seed. It
 builds its network and its log-Mel front end (`TrainConfig.build_model`, `build_logmel`), so
 that training, evaluation and the benchmark build them the same way.
+
+`describe` is the setup report that the first cell of every chapter prints: the versions, the
+active profile, the device and the home folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 
+import torch
+import torchaudio
 from torch import nn
 
-from asdlib import features, layout, losses, models
+import asdlib
+from asdlib import features, layout, losses, models, runtime
 
 __all__ = [
     "AMP_CHOICES",
@@ -42,6 +49,7 @@ __all__ = [
     "Profile",
     "Recipe",
     "TrainConfig",
+    "describe",
     "get_profile",
 ]
 
@@ -58,16 +66,20 @@ class Recipe:
     """The clip length, the features and the training hyper-parameters of a run.
 
     A `Profile` and a `TrainConfig` are both recipes, so these fields and their defaults live
-    here once. The defaults are the authors' recipe (REFERENCE_FACTS.md).
+    here once. The defaults are the authors' recipe: S. Choi and J.-W. Choi, "Noisy-ArcMix:
+    Additive Noisy Angular Margin Loss Combined With Mixup for Anomalous Sound Detection",
+    ICASSP 2024, and their public implementation (https://github.com/soonhyeon/Noisy-ArcMix:
+    its `config.yaml` and its feature and training code).
     """
 
     seconds: float = 10.0  # clip length in seconds
-    # --- features (REFERENCE_FACTS: n_fft 2048, hop 512, 128 mels, Tgram window 1024) ---
+    # --- features (the authors' code: n_fft 2048, hop 512, 128 mels, Tgram window 1024) ---
     n_fft: int = 2048
     hop_length: int = 512
     n_mels: int = 128
     win_length: int = 1024
-    # --- training (REFERENCE_FACTS: AdamW 1e-4, cosine to 0.1 lr, Beta(0.5, 0.5), m 0.7, s 30) ---
+    # --- training (the paper and the authors' code: AdamW 1e-4, cosine to 0.1 lr,
+    # lambda ~ Beta(0.5, 0.5), m 0.7, s 30, 300 epochs, batch 64, 5 % held out) ---
     num_epochs: int = 300
     batch_size: int = 64
     lr: float = 1e-4
@@ -145,10 +157,10 @@ PROFILES = {
         description="the rendered book: synthetic data on a 2-core CPU, published runs",
         seconds=2.0,
         ids="dev",
-        # Data (issue 11): 100 normal training clips per ID (of which val_fraction are held out
-        # for validation): the diagnosis found the clips per ID the one lever that moves the
-        # networks (data/SYNTHETIC.md, "Diagnosis"); and 50 + 50 test clips per ID, so that a
-        # per-ID AUC has a sampling error of about 0.04 instead of 0.07 (test clips are cheap).
+        # Data: 100 normal training clips per ID (of which val_fraction are held out for
+        # validation), because the clips per ID are the one lever that moves the networks
+        # (data/SYNTHETIC.md, "Diagnosis"); 50 + 50 test clips per ID, so that a per-ID AUC has
+        # a sampling error of about 0.04 instead of 0.07 (test clips are cheap).
         train_per_id=100,
         test_normal_per_id=50,
         test_anomaly_per_id=50,
@@ -157,11 +169,10 @@ PROFILES = {
         # once the validation loss has not improved for 5 epochs, evaluate the best epoch.
         # Batch 16 for more optimizer steps in few clips. 64 mels instead of the paper's 128:
         # a training step costs 0.59x (2 s clips, one thread, measured with asdlib.loop), which
-        # is what lets every run of chapters 8-11 train to its plateau on two cores. Three seeds:
-        # the 16 runs took 88 minutes of wall time (two processes, one thread each: 64 for the
-        # first 11, 24 for the five of seed 2; 159 minutes of training, a run 6-16 minutes,
-        # asdlib/published/MANIFEST.json). Add seeds here and `make runs` trains only
-        # the new ones. The runs are published (make runs): the book build reads them.
+        # lets every run of chapters 8-11 train to its plateau on two cores. Three seeds; the
+        # training time of each published run is in asdlib/published/MANIFEST.json. Add seeds
+        # here and `make runs` trains only the new ones; the book build reads the published
+        # runs.
         n_mels=64,
         num_epochs=40,
         patience=5,
@@ -188,19 +199,18 @@ PROFILES = {
 
 
 # The book's runs at the scale the learning curve chose (asdlib.curve, chapter 2): the book
-# profile's recipe, more data. The curve has the network still behind the autoencoder at every
-# measured size, so by the rule of issue 16 the published runs move to the largest size whose
-# whole set trains in about six hours on the book's 2-core CPU: 300 clips per ID (the curve's
-# STgram + ArcFace run took 22 minutes there; 31 runs at two at a time about 6 h; at 1 000 clips a
-# run takes over an hour). 200 + 200 test clips per ID and six seeds, so that chapter 10's paired
-# differences have standard errors near 0.5 (test clips are only scored: cheap). bfloat16 with
-# float32 islands (asdlib.models.float32_islands): on a CPU with native bfloat16 (the book's AMD
-# EPYC: avx512_bf16) a step of these sizes costs 0.69x the CPU time of float32 (`python -m asdlib
+# profile's recipe, more data. The curve has the network behind the autoencoder at every
+# measured size, so the runs take the largest size whose whole set (31 runs, two at a time)
+# trains in about six hours on the book's 2-core CPU: 300 clips per ID (at 1 000 clips a single
+# run takes over an hour; each point's point.json in asdlib/evidence/ has its training time).
+# 200 + 200 test clips per ID and six seeds, so that chapter 10's paired differences have
+# standard errors near 0.5 (test clips are only scored: cheap). bfloat16 with float32 islands
+# (asdlib.models.float32_islands): on a CPU with native bfloat16 (the book's AMD EPYC:
+# avx512_bf16) a step of these sizes costs 0.69x the CPU time of float32 (`python -m asdlib
 # bench --levers book --cpu-time`), and a bf16 run tracks its float32 twin (README, "The faster
 # step"); other CPUs compute the same arithmetic without the instructions, more slowly.
-# `make runs PROFILE=evidence` trains and publishes what is missing; once all its runs are
-# published it becomes the book profile (a profile's name is not part of a run's key, so
-# renaming trains nothing).
+# `make runs PROFILE=evidence` trains and publishes what is missing. A profile's name is not
+# part of a run's key, so these runs can serve the book profile without training anything.
 PROFILES["evidence"] = dataclasses.replace(
     PROFILES["book"], name="evidence",
     description="the book's runs at the scale the learning curve chose: published a few at a time",
@@ -223,6 +233,28 @@ def get_profile(name: "str | Profile | None" = None) -> Profile:
         source = "argument 'profile'" if name else f"environment variable {ENV_VAR}"
         raise ValueError(f"unknown profile {chosen!r} (from {source}); choose one of {sorted(PROFILES)}")
     return PROFILES[chosen]
+
+
+def describe(profile: "str | Profile | None" = None) -> str:
+    """The setup report printed by the first cell of every chapter: a few lines naming the
+    versions, the active profile, the device and the home folder, so that every number in the
+    book can be traced to the setup that produced it.
+
+    Args:
+        profile: the profile to report (None: the active one, see `get_profile`).
+
+    Returns:
+        The report, three lines.
+    """
+    active = get_profile(profile)
+    lines = [
+        f"asdlib {asdlib.__version__} | torch {torch.__version__} | torchaudio {torchaudio.__version__}"
+        f" | Python {platform.python_version()}",
+        f"{active.summary()}",
+        f"device={runtime.device()} | torch threads={torch.get_num_threads()} | "
+        f"{runtime.HOME_VAR}={runtime.home()}",
+    ]
+    return "\n".join(lines)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -346,7 +378,7 @@ class TrainConfig(Recipe):
         the benchmark call it. Its initial weights come from torch's global generator (seed
         it, or build it inside `torch.random.fork_rng`, as `asdlib.train` does).
         """
-        return models.ASDNet(num_classes, features=self.model, num_samples=self.num_samples,
+        return models.ASDNet(num_classes, model=self.model, num_samples=self.num_samples,
                              n_mels=self.n_mels, hop_length=self.hop_length,
                              win_length=self.win_length, margin=self.margin, scale=self.scale,
                              sub_centers=self.sub_centers)

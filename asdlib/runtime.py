@@ -1,10 +1,12 @@
-"""Where things live and what they run on: the home folder, the device, precision, a setup report.
+"""Where things live and what they run on: the home folder, the device, precision, file writes.
 
-Used by the first cell of every chapter (see the preface): it prints the versions, the active
-profile (``asdlib.profiles``) and the device, so that every number in the book can be traced to
-the setup that produced it. Also here: atomic file writes, progress bars, the autocast dtype of
-a device, and the one process-wide setting asdlib offers (`reuse_freed_memory`), which only an
-explicit call or a command-line flag applies.
+The home folder of every generated file (`home`), the device (`device`), the autocast dtype of
+a device, atomic file writes that name a full disk (`atomic_path`, `DiskFull`), progress bars,
+the torch thread count of a block (`torch_threads`), and the one process-wide setting asdlib
+offers (`reuse_freed_memory`), which only an explicit call or a command-line flag applies.
+
+It imports no other asdlib module, so every module can use it without pulling in the networks.
+The setup report of every chapter's first cell is `asdlib.profiles.describe`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,7 @@ from pathlib import Path
 
 import pooch
 import torch
-import torchaudio
 from tqdm.auto import tqdm  # imported quietly by asdlib/__init__.py
-
-import asdlib
-from asdlib import profiles
 
 #: The environment variable that moves every generated file (data, runs, caches).
 HOME_VAR = "ASDLIB_HOME"
@@ -78,16 +76,30 @@ def atomic_path(path):
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+class DiskFull(OSError):
+    """A write that failed because the disk (or the quota) is full.
+
+    Raised by asdlib's writes (`atomic_path`, `write_text_atomic`, `save_atomic`, the clip
+    cache) through `write_error`: its message names the folder, the file and the way out, so
+    the command line prints it as it is. `errno` is `ENOSPC` or `EDQUOT`, `filename` the file.
+    """
+
+
 def write_error(err: OSError, path) -> OSError:
     """`err`, raised while writing `path`, as an error that names `path` (not a temporary
-    file) and, for a full disk, says so: "no space left on the disk of <folder> ...".
-    Other errors keep their message, with `path` as their file name."""
+    file).
+
+    Returns:
+        For a full disk (`DISK_FULL`), a `DiskFull` saying so: "no space left on the disk of
+        <folder> while writing <file>: ...". Otherwise an `OSError` with `err`'s message and
+        `path` as its file name.
+    """
     path = Path(path)
     if err.errno in DISK_FULL:
-        return OSError(err.errno, f"no space left on the disk of {path.parent} while writing "
-                                  f"{path.name}: free some space or choose another folder, then "
-                                  "run the same command again (what was finished is kept)",
-                       str(path))
+        return DiskFull(err.errno, f"no space left on the disk of {path.parent} while writing "
+                                   f"{path.name}: free some space or choose another folder, then "
+                                   "run the same command again (what was finished is kept)",
+                        str(path))
     return OSError(err.errno, err.strerror or str(err), str(path))
 
 
@@ -121,6 +133,31 @@ def progress_bar(iterable=None, *, show: bool = True, **kwargs):
     """
     disabled_by_env = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
     return tqdm(iterable, disable=not show or disabled_by_env, **kwargs)
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None):
+    """Set torch's CPU thread count for a block, then restore the previous count.
+
+    Small models train faster on one thread than on several that wait for each other, and a
+    worker process that shares the CPU with others should use one; the caller's setting comes
+    back when the block ends, also when it raises.
+
+        with runtime.torch_threads(1):
+            train(...)
+
+    Args:
+        num_threads: threads inside the block (None: leave the count alone).
+    """
+    if num_threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def device(name=None) -> torch.device:
@@ -176,9 +213,9 @@ def autocast_dtype(amp: str, device: torch.device):
 
     On a CPU, "bf16" is bfloat16 (with the layers of `asdlib.models.float32_islands` kept in
     float32); everything else is float32, "auto" included. bfloat16 pays only on a CPU with
-    native bfloat16 instructions (`native_bf16`): measured on one (AMD EPYC, avx512_bf16), a
-    training step of the paper's sizes took 0.6x the time of float32, one of the book's sizes
-    0.9x (`python -m asdlib bench --levers`). It is not the CPU default because the published
+    native bfloat16 instructions (`native_bf16`): on one (AMD EPYC, avx512_bf16), a training
+    step of the paper's sizes takes 0.6x the time of float32, one of the book's sizes 0.9x
+    (`python -m asdlib bench --levers` measures it on any machine). It is not the CPU default because the published
     results must come out the same on readers' CPUs with and without such instructions.
     """
     if device.type == "cpu":
@@ -208,8 +245,8 @@ def reuse_freed_memory() -> bool:
     By default glibc serves every large block (the activations of a batch: tens of MB for
     10 s clips) with a fresh `mmap` and returns it on `free`, so each training step
     page-faults all its activations in again. With `mmap` off and a high trim threshold the
-    freed blocks stay in the heap and are reused: a CPU training step measured about 1.2x
-    faster for 2 s clips and 1.5x for 10 s clips on the book's machine. The price: the
+    freed blocks stay in the heap and are reused: a CPU training step is about 1.2x faster for
+    2 s clips and 1.5x for 10 s clips on the book's machine. The price: the
     process keeps its peak memory until it exits.
 
     This changes the whole process for good (the same as starting Python with
@@ -249,18 +286,6 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
                 platform.processor() or "unknown")
-
-
-def describe(profile: str | None = None) -> str:
-    """A few lines naming the versions, the active profile, the device and the cache folder."""
-    active = profiles.get_profile(profile)
-    lines = [
-        f"asdlib {asdlib.__version__} | torch {torch.__version__} | torchaudio {torchaudio.__version__}"
-        f" | Python {platform.python_version()}",
-        f"{active.summary()}",
-        f"device={device()} | torch threads={torch.get_num_threads()} | {HOME_VAR}={home()}",
-    ]
-    return "\n".join(lines)
 
 
 def glue(name: str, value, display: bool = True):

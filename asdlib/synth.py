@@ -204,7 +204,7 @@ def id_parameters(machine_type: str, machine_id: str) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# Individual machines (version 3): every ID is a machine of its own; see data/SYNTHETIC.md
+# Individual machines: every ID is a machine of its own; see data/SYNTHETIC.md
 # --------------------------------------------------------------------------------------------
 
 #: The scales of what makes every machine an individual (calibrated: see data/SYNTHETIC.md).
@@ -215,9 +215,9 @@ INDIVIDUALITY = {"mode_db": 0.72, "mount_db": 0.72, "harmonic_db": 0.36, "tilt_d
                  "width": 0.036}
 #: The named strengths of individuality a dataset can be generated with (`generate`'s
 #: ``individuality``): ``"kept"``, the calibrated scales above (the book's data); ``"strong"``,
-#: the starting scales of version 3 (attempt 1 of the calibration record, 1 / 0.12 times the
-#: kept ones), whose machines a linear probe on the clip-mean spectrum tells apart almost
-#: always. The learning curve (`asdlib.curve`) compares the two.
+#: 1 / 0.12 times the kept ones (where the calibration of data/SYNTHETIC.md starts), whose
+#: machines a linear probe on the clip-mean spectrum tells apart almost always. The learning
+#: curve (`asdlib.curve`) compares the two.
 INDIVIDUALITY_LEVELS = {
     "kept": INDIVIDUALITY,
     "strong": {"mode_db": 6.0, "mount_db": 6.0, "harmonic_db": 3.0, "tilt_db": 1.5, "width": 0.3},

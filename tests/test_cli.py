@@ -118,3 +118,31 @@ def test_bench_prints_figures_with_their_conditions(capsys):
     lines = [line.split() for line in out.splitlines() if line.strip().startswith("0.5s")]
     assert [line[1] for line in lines] == ["1", "2"]
     assert lines[0][2] == "-" and float(lines[1][2]) > 0  # a batch of one cannot train
+
+
+def test_a_full_disk_is_recognised_by_its_exception_not_its_message(tmp_path, monkeypatch):
+    """asdlib's writes raise `runtime.DiskFull` (its message names the folder and the file);
+    the command line prints that message as it is, and words any other ENOSPC itself."""
+    import errno
+
+    from asdlib import cli, runtime
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(runtime.DiskFull) as caught:
+        runtime.write_text_atomic("x", tmp_path / "metrics.json")
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(tmp_path / "metrics.json")
+    assert not list(tmp_path.iterdir())  # no temporary file left
+    parser = build_parser()
+    assert cli._message(caught.value, parser) == (
+        f"no space left on the disk of {tmp_path} while writing metrics.json: free some space or "
+        "choose another folder, then run the same command again (what was finished is kept)")
+    # An ENOSPC from elsewhere, whatever its wording, gets the command line's own message
+    other = OSError(errno.ENOSPC, "no space left on the moon", str(tmp_path / "x"))
+    assert cli._message(other, parser).startswith(f"no space left on the disk ({tmp_path / 'x'}): "
+                                                  "free some space")
+    # Other write errors are not a full disk
+    denied = runtime.write_error(OSError(errno.EACCES, "Permission denied"), tmp_path / "y")
+    assert not isinstance(denied, runtime.DiskFull) and denied.filename == str(tmp_path / "y")

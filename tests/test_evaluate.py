@@ -172,6 +172,26 @@ def test_bad_inputs_give_clear_errors(trained, tmp_path):
         evaluate(run_dir, data_root=tmp_path / "elsewhere", progress=False)
 
 
+def test_every_score_is_one_entry_of_the_table_and_a_bad_name_lists_them():
+    """`SCORES` maps each name to its function; `anomaly_scores` only looks the name up."""
+    g = torch.Generator().manual_seed(0)
+    embedding, weight = torch.randn(6, 8, generator=g), torch.randn(3, 8, generator=g)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    centres = torch.randn(3, 8, generator=g)
+    assert list(SCORES) == ["ce", "angle", "angle_mean"]
+    for name, function in SCORES.items():
+        values = anomaly_scores(embedding, weight, labels, name, centres=centres)
+        direct = function(embedding, weight, labels, margin=0.7, scale=30.0, sub_centers=1,
+                          centres=centres)
+        np.testing.assert_array_equal(values, direct.double().numpy())
+        assert values.dtype == np.float64 and values.shape == (6,)
+    with pytest.raises(ValueError, match=r"score: unknown score 'mse'; choose one of "
+                                         r"\['ce', 'angle', 'angle_mean'\]"):
+        anomaly_scores(embedding, weight, labels, "mse")
+    with pytest.raises(ValueError, match="score 'angle_mean' needs centres"):
+        anomaly_scores(embedding, weight, labels, "angle_mean")
+
+
 # ---- own_id_probability / id_recognition: the diagnosis of what misnamed normal clips cost
 
 

@@ -138,3 +138,39 @@ def test_paper_table_of_runs_has_the_paper_layout(arcface_run):
     # a list of seeds gives the mean over seeds
     mean = tables.paper_table({"ours": [run, run]})
     assert mean.loc["ours", ("Average", "AUC")] == pytest.approx(100 * average["auc"])
+
+
+def test_the_one_thread_of_a_worker_is_given_back(monkeypatch, tmp_path):
+    """`_train_one` (run in this process when there is one job) and the curve's `_job` train on
+    one torch thread and give the caller's thread count back, also when training fails."""
+    import torch
+
+    from asdlib import curve, runtime
+
+    seen = []
+
+    class Trained:
+        path = tmp_path / "run"
+
+    def fake_train(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return Trained()
+
+    monkeypatch.setattr(experiments, "load_or_train", fake_train)
+    monkeypatch.setattr(experiments, "synthetic_dataset", lambda *a, **k: tmp_path)
+    monkeypatch.setenv(runtime.HOME_VAR, str(tmp_path))
+    config = TrainConfig.from_profile("smoke").to_dict()
+    workers = experiments.Workers(jobs=1, device="cpu")
+    with runtime.torch_threads(2):
+        experiments._train_one((config, str(tmp_path), str(tmp_path), workers))
+        curve._job(("network", curve.CurvePoint(6, base="smoke"), str(tmp_path)))
+        assert torch.get_num_threads() == 2
+        def failing_train(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            raise RuntimeError("training failed")
+
+        monkeypatch.setattr(experiments, "load_or_train", failing_train)
+        with pytest.raises(RuntimeError, match="training failed"):
+            experiments._train_one((config, str(tmp_path), str(tmp_path), workers))
+        assert torch.get_num_threads() == 2
+    assert seen == [1, 1, 1]

@@ -1,10 +1,13 @@
 """Tests of asdlib.features: the log-Mel spectrogram against torch primitives, shapes, errors."""
 
+import re
+
 import pytest
 import torch
 import torchaudio
 
-from asdlib.features import LogMel, num_frames
+from asdlib import models
+from asdlib.features import LogMel, check_wave_shape, num_frames
 
 
 def logmel_by_hand(wav, sample_rate=16000, n_fft=2048, hop_length=512, n_mels=128):
@@ -86,6 +89,33 @@ def test_num_frames_formula_and_errors():
 def test_bad_rank_names_wav(shape):
     with pytest.raises(ValueError, match="wav must be"):
         LogMel()(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("shape", [(16000,), (2, 2, 16000), (1, 1, 1, 16000)])
+def test_the_wave_check_names_the_argument_and_the_expected_shape(shape):
+    """One check of a batch of waves (`check_wave_shape`), used by LogMel, TgramNet and ASDNet:
+    the same message, naming the argument, the expected shapes and the shape it got."""
+    expected = (r"clips must be \[batch, samples\] or \[batch, 1, samples\] .*got shape "
+                + re.escape(str(shape)))
+    with pytest.raises(ValueError, match=expected):
+        check_wave_shape(torch.zeros(shape), "clips")
+    bad = torch.zeros(shape)
+    message = r"^wav must be \[batch, samples\] or \[batch, 1, samples\] .*got shape "
+    for use in (LogMel(), models.TgramNet(num_frames=32),
+                lambda w: models.ASDNet(2, num_samples=16000).stack(w, torch.zeros(1, 128, 32))):
+        with pytest.raises(ValueError, match=message):
+            use(bad)
+    with pytest.raises(TypeError, match="clips must be a torch.Tensor"):
+        check_wave_shape(bad.numpy(), "clips")
+    with pytest.raises(ValueError, match="clips must hold at least one sample"):
+        check_wave_shape(torch.zeros(2, 0), "clips")
+
+
+def test_the_wave_check_gives_batch_by_samples():
+    wav = torch.randn(3, 1, 100)
+    assert check_wave_shape(wav).shape == (3, 100)
+    assert torch.equal(check_wave_shape(wav), wav[:, 0])
+    assert torch.equal(check_wave_shape(wav[:, 0]), wav[:, 0])
 
 
 def test_integer_wav_is_rejected():

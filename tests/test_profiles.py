@@ -38,11 +38,22 @@ def test_paper_profile_is_the_authors_recipe():
     assert paper.seeds == (2023,) and paper.ids == "all"
 
 
-def test_runtime_report_names_profile_and_home(monkeypatch, tmp_path):
+def test_setup_report_names_profile_and_home(monkeypatch, tmp_path):
     monkeypatch.setenv("ASDLIB_HOME", str(tmp_path))
-    text = runtime.describe("smoke")
+    text = profiles.describe("smoke")
     assert "profile=smoke" in text and str(tmp_path) in text and "device=" in text
     assert runtime.home() == tmp_path.resolve()
+
+
+def test_runtime_imports_no_network():
+    """`asdlib.runtime` is used everywhere (home folder, device, file writes): importing it
+    must not pull in the networks (asdlib.models) or any other asdlib module."""
+    code = ("import sys, asdlib.runtime; "
+            "print(*sorted(m for m in sys.modules if m.startswith('asdlib.')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    loaded = result.stdout.split()
+    assert "asdlib.models" not in loaded and loaded == ["asdlib.runtime"], loaded
 
 
 def test_progress_bar_shows_unless_hidden_or_tqdm_disable(monkeypatch):
@@ -89,3 +100,19 @@ def test_cli_help_lists_the_commands():
     result = subprocess.run([sys.executable, "-m", "asdlib", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "synth" in result.stdout
+
+
+def test_torch_threads_sets_the_count_for_a_block_and_restores_it():
+    import torch
+
+    before = torch.get_num_threads()
+    with runtime.torch_threads(1):
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError):
+            with runtime.torch_threads(2):
+                assert torch.get_num_threads() == 2
+                raise RuntimeError("a failed run")
+        assert torch.get_num_threads() == 1
+        with runtime.torch_threads(None):
+            assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

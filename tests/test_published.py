@@ -17,6 +17,8 @@ from asdlib import dcase, experiments, profiles, runfolder, runtime, synth, trai
 
 MANIFEST = experiments.published_manifest()
 REFRESH = "the published runs are out of date: refresh them with `make runs`"
+#: One worker in this process, the process's memory settings left alone.
+ONE_JOB = experiments.Workers(jobs=1, reuse_freed_memory=False)
 
 
 def expected_dataset() -> dict:
@@ -99,10 +101,8 @@ def test_publishing_twice_writes_the_same_bytes(monkeypatch, tmp_path):
     # temporary names), so that a refresh changes only what the runs changed
     monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(experiments, "BOOK_RUNS", {("stgram", "arcface"): "first"})
-    first = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "a", progress=False,
-                                     reuse_freed_memory=False)
-    second = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "b", progress=False,
-                                      reuse_freed_memory=False)
+    first = experiments.publish_runs("smoke", ONE_JOB, dest=tmp_path / "a", progress=False)
+    second = experiments.publish_runs("smoke", ONE_JOB, dest=tmp_path / "b", progress=False)
     assert [e["files"] for e in first["runs"]] == [e["files"] for e in second["runs"]]
     entry, autoencoder = first["runs"]
     assert autoencoder["model"] == "autoencoder" and set(autoencoder["files"]) == {"scores.csv.gz"}
@@ -126,16 +126,15 @@ def test_runs_are_published_one_by_one_and_a_stopped_call_resumes(monkeypatch, t
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        experiments.publish_runs("smoke", jobs=1, dest=dest, progress=False,
-                                 reuse_freed_memory=False, on_published=stop_after_one)
+        experiments.publish_runs("smoke", ONE_JOB, dest=dest, progress=False,
+                                 on_published=stop_after_one)
     manifest = json.loads((dest / "MANIFEST.json").read_text())
     networks = [e["hash"] for e in manifest["runs"] if e["model"] != "autoencoder"]
     assert networks == seen and (dest / seen[0]).is_dir()
     # the autoencoder is published too (before the networks train), beside them
     assert [e["model"] for e in manifest["runs"]].count("autoencoder") == 1
     later = []
-    full = experiments.publish_runs("smoke", jobs=1, dest=dest, progress=False,
-                                    reuse_freed_memory=False,
+    full = experiments.publish_runs("smoke", ONE_JOB, dest=dest, progress=False,
                                     on_published=lambda e: later.append(e["hash"]))
     assert len(full["runs"]) == 4 and seen[0] not in later and len(later) == 2
     assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == sorted(e["hash"] for e in full["runs"])
@@ -146,12 +145,11 @@ def test_the_gpu_route_publishes_what_the_cpu_route_does(monkeypatch, tmp_path):
     size: the same batches as the DataLoader's, so the same published bytes."""
     monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(experiments, "BOOK_RUNS", {("stgram", "arcface"): "all"})
-    plain = experiments.publish_runs("smoke", jobs=1, dest=tmp_path / "cpu", progress=False,
-                                     reuse_freed_memory=False)
+    plain = experiments.publish_runs("smoke", ONE_JOB, dest=tmp_path / "cpu", progress=False)
     monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home2"))
-    held = experiments.publish_runs("smoke", jobs=2, dest=tmp_path / "gpu", progress=False,
-                                    device="cpu", data_on_device=True, synth_workers=2,
+    gpu_route = experiments.Workers(jobs=2, device="cpu", data_on_device=True, synth_workers=2,
                                     reuse_freed_memory=False)
+    held = experiments.publish_runs("smoke", gpu_route, dest=tmp_path / "gpu", progress=False)
     networks = [[e for e in m["runs"] if e["model"] != "autoencoder"] for m in (plain, held)]
     for a, b in zip(*networks):  # the same runs; only the timings differ
         assert (a["files"]["scores.csv.gz"], a["average_auc"], a["epochs"]) == (

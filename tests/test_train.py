@@ -43,7 +43,7 @@ def test_every_mode_trains_one_epoch_with_a_finite_loss(fan_data, tmp_path, mode
     checkpoint = load_checkpoint(tmp_path / "run" / "last.pt")
     assert checkpoint["config"]["mode"] == mode and checkpoint["epoch"] == 1
     net = load_model(tmp_path / "run")
-    assert net.config["features"] == model and not net.training
+    assert net.config["model"] == model and not net.training
     assert net.arcface.weight.shape[0] == 4  # the four fan IDs of the development set
 
 

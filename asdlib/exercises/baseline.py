@@ -13,8 +13,9 @@ import copy
 
 import torch
 
-from asdlib.baseline import DCASEAutoencoder, _torch_threads, frame_windows, score_clips
+from asdlib.baseline import DCASEAutoencoder, frame_windows, score_clips
 from asdlib.exercises import Mistake, expect_close, expect_shape, run_check
+from asdlib.runtime import torch_threads
 
 __all__ = ["check_clip_score", "check_frame_windows", "score_problem"]
 
@@ -78,7 +79,7 @@ def score_problem(seed=0):
         model = DCASEAutoencoder(input_dim=12, hidden_dim=16, bottleneck_dim=3, num_layers=2)
     # Running statistics that differ from any single batch (one thread: tiny tensors)
     model.train()
-    with torch.no_grad(), _torch_threads(1):
+    with torch.no_grad(), torch_threads(1):
         for _ in range(20):
             model(2.0 + 3.0 * torch.randn(64, 12, generator=generator))
     windows = torch.randn(3, 7, 12, generator=generator)
@@ -93,7 +94,7 @@ def check_clip_score(fn):
     def check(fn):
         model, windows = score_problem()
         expected = score_clips(copy.deepcopy(model), windows)
-        with _torch_threads(1):
+        with torch_threads(1):
             got = fn(copy.deepcopy(model), windows.clone())
         got = _as_tensor(got, "the scores")
         if got.dim() == 0:
@@ -104,7 +105,7 @@ def check_clip_score(fn):
                           "score is the mean over its windows")
         eval_model = copy.deepcopy(model).eval()
         train_model = copy.deepcopy(model).train()
-        with torch.no_grad(), _torch_threads(1):
+        with torch.no_grad(), torch_threads(1):
             # [clips, windows, dim]
             error = windows - eval_model(windows)
             train_error = windows - train_model(windows)
