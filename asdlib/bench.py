@@ -29,8 +29,8 @@ figures, not tests.
 
 On a machine whose cores are busy with other programs, start Python with
 `OMP_WAIT_POLICY=PASSIVE`: by default OpenMP threads spin while they wait for each other, and
-when one of them is not scheduled every small parallel region waits a whole time slice (we
-measured a 2-thread training step 6x slower than with PASSIVE on the shared 2-core machine).
+when one of them is not scheduled every small parallel region waits a whole time slice (a
+2-thread training step can then take several times as long).
 """
 
 from __future__ import annotations
@@ -96,11 +96,6 @@ class Timing:
         """`time.process_time` with `cpu_time`, else `time.perf_counter`."""
         return time.process_time if self.cpu_time else time.perf_counter
 
-    def apply_threads(self) -> None:
-        """Set torch's intra-op threads when `threads` is given."""
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-
 
 def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, timing: Timing | None = None,
           plain: bool = False, compile_model: bool = False) -> list:
@@ -119,31 +114,31 @@ def bench(seconds=(2.0, 10.0), batch_sizes=(1, 16, 64), device=None, timing: Tim
         a batch of one cannot train).
     """
     timing = timing or Timing()
-    timing.apply_threads()
-    device = runtime.device(device)
-    _print_conditions(device, timing, plain, compile_model)
-    generator = torch.Generator().manual_seed(2023)
-    rows = []
-    for clip_seconds in seconds:
-        config = TrainConfig(seconds=clip_seconds, model="tastgram", mode="noisy_arcmix")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(2023)
-            model = config.build_model(NUM_CLASSES)
-        model = models.speed_up(model.to(device), channels_last=not plain,
-                                compile_model=compile_model)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=not plain)
-        step = loop.Step(model, optimizer, config.mode, config.build_logmel().to(device),
-                         alpha=config.alpha, device=device)
-        for batch in batch_sizes:
-            row = {"seconds": clip_seconds, "batch": batch,
-                   **_time_batch(step, config.num_samples, batch, generator, timing)}
-            rows.append(row)
-            train_text = "-" if row["train_ms"] is None else f"{row['train_ms']:.1f}"
-            net_text = "-" if row["net_ms"] is None else f"{row['net_ms']:.1f}"
-            print(f"{clip_seconds:>4g}s {batch:>5} {train_text:>14} {net_text:>12} "
-                  f"{row['eval_ms']:>13.1f}")
-        print(f"  {clip_seconds:g} s model: {models.count_parameters(model):,} parameters")
-    return rows
+    with runtime.torch_threads(timing.threads):  # the caller's count comes back
+        device = runtime.device(device)
+        _print_conditions(device, timing, plain, compile_model)
+        generator = torch.Generator().manual_seed(2023)
+        rows = []
+        for clip_seconds in seconds:
+            config = TrainConfig(seconds=clip_seconds, model="tastgram", mode="noisy_arcmix")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(2023)
+                model = config.build_model(NUM_CLASSES)
+            model = models.speed_up(model.to(device), channels_last=not plain,
+                                    compile_model=compile_model)
+            optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, foreach=not plain)
+            step = loop.Step(model, optimizer, config.mode, config.build_logmel().to(device),
+                             alpha=config.alpha, device=device)
+            for batch in batch_sizes:
+                row = {"seconds": clip_seconds, "batch": batch,
+                       **_time_batch(step, config.num_samples, batch, generator, timing)}
+                rows.append(row)
+                train_text = "-" if row["train_ms"] is None else f"{row['train_ms']:.1f}"
+                net_text = "-" if row["net_ms"] is None else f"{row['net_ms']:.1f}"
+                print(f"{clip_seconds:>4g}s {batch:>5} {train_text:>14} {net_text:>12} "
+                      f"{row['eval_ms']:>13.1f}")
+            print(f"  {clip_seconds:g} s model: {models.count_parameters(model):,} parameters")
+        return rows
 
 
 def _print_conditions(device, timing: Timing, plain: bool, compile_model: bool) -> None:
@@ -227,36 +222,36 @@ def levers(sizes=("book", "paper"), batch: int | None = None, timing: Timing | N
         One dict per (size, lever): size, lever, ms_per_clip, clips_per_s, ratio.
     """
     timing = timing or Timing(repeats=5)
-    timing.apply_threads()
-    device = runtime.device(None)
-    print(f"levers of one training step (TASTgram, Noisy-ArcMix), {device}, "
-          f"{torch.get_num_threads()} threads, native bf16: {runtime.native_bf16()}, "
-          f"{runtime.cpu_model()}, torch {torch.__version__}; median of {timing.repeats} "
-          f"interleaved rounds after {timing.warmup}, {'CPU' if timing.cpu_time else 'wall'} time")
-    rows = []
-    generator = torch.Generator().manual_seed(2023)
-    for size in sizes:
-        profile = profiles.get_profile(size)
-        config = TrainConfig.from_profile(profile)
-        clips = batch or config.batch_size
-        classes = 41 if profile.ids == "all" else 23
-        # Random clips on the device: [clips, samples], [clips]
-        wav = (0.1 * torch.randn(clips, config.num_samples, generator=generator)).to(device)
-        labels = torch.randint(0, classes, (clips,), generator=generator).to(device)
-        steps = _lever_steps(config, classes, device, wav)
-        times = _take_turns({name: (lambda s=s: _train_once(s, wav, labels, generator))
-                             for name, s in steps.items()}, timing)
-        base = statistics.median(times[next(iter(LEVERS))])
-        print(f"\n{size}: {config.seconds:g} s clips, {config.n_mels} mels, batch {clips}, "
-              f"{classes} classes")
-        print(f"{'lever':<36} {'ms/clip':>8} {'clips/s':>8} {'x default':>10}")
-        for name, values in times.items():
-            median = statistics.median(values)
-            rows.append({"size": size, "lever": name, "ms_per_clip": 1000 * median / clips,
-                         "clips_per_s": clips / median, "ratio": median / base})
-            print(f"{name:<36} {1000 * median / clips:>8.1f} {clips / median:>8.1f} "
-                  f"{median / base:>9.2f}x")
-    return rows
+    with runtime.torch_threads(timing.threads):  # the caller's count comes back
+        device = runtime.device(None)
+        print(f"levers of one training step (TASTgram, Noisy-ArcMix), {device}, "
+              f"{torch.get_num_threads()} threads, native bf16: {runtime.native_bf16()}, "
+              f"{runtime.cpu_model()}, torch {torch.__version__}; median of {timing.repeats} "
+              f"interleaved rounds after {timing.warmup}, {'CPU' if timing.cpu_time else 'wall'} time")
+        rows = []
+        generator = torch.Generator().manual_seed(2023)
+        for size in sizes:
+            profile = profiles.get_profile(size)
+            config = TrainConfig.from_profile(profile)
+            clips = batch or config.batch_size
+            classes = 41 if profile.ids == "all" else 23
+            # Random clips on the device: [clips, samples], [clips]
+            wav = (0.1 * torch.randn(clips, config.num_samples, generator=generator)).to(device)
+            labels = torch.randint(0, classes, (clips,), generator=generator).to(device)
+            steps = _lever_steps(config, classes, device, wav)
+            times = _take_turns({name: (lambda s=s: _train_once(s, wav, labels, generator))
+                                 for name, s in steps.items()}, timing)
+            base = statistics.median(times[next(iter(LEVERS))])
+            print(f"\n{size}: {config.seconds:g} s clips, {config.n_mels} mels, batch {clips}, "
+                  f"{classes} classes")
+            print(f"{'lever':<36} {'ms/clip':>8} {'clips/s':>8} {'x default':>10}")
+            for name, values in times.items():
+                median = statistics.median(values)
+                rows.append({"size": size, "lever": name, "ms_per_clip": 1000 * median / clips,
+                             "clips_per_s": clips / median, "ratio": median / base})
+                print(f"{name:<36} {1000 * median / clips:>8.1f} {clips / median:>8.1f} "
+                      f"{median / base:>9.2f}x")
+        return rows
 
 
 def _lever_steps(config: TrainConfig, classes: int, device, wav) -> dict:

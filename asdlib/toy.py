@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asdlib import losses, metrics, profiles
+from asdlib import losses, metrics, profiles, runtime
 
 __all__ = [
     "ALPHA",
@@ -374,18 +374,14 @@ def train_toy(
     # Warm-up (plain normalised softmax), then the mode itself: (mode, margin) per epoch
     schedule = [("arcface", 0.0)] * warmup_epochs + [(mode, margin)] * epochs
     # The matrices are tiny: one CPU thread is much faster than several (on a busy machine,
-    # several threads can be ten times slower); the caller's setting is restored afterwards
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # several threads can be ten times slower)
+    with runtime.torch_threads(1):
         model, head = _initial_networks(data, margin, scale, seed)
         history = _fit(model, head, data, schedule, seed)
         model.eval()
         with torch.no_grad():
             embedding = {"train": model(data.x_train), "test": model(data.x_test),
                          "anomaly": model(data.x_anomaly)}
-    finally:
-        torch.set_num_threads(threads)
     labels = {"train": data.y_train, "test": data.y_test, "anomaly": data.y_anomaly}
     return ToyResult(mode=mode, margin=float(margin), scale=float(scale), seed=seed,
                      num_epochs=epochs, warmup_epochs=warmup_epochs, model=model,
