@@ -19,7 +19,7 @@ The data:
 
 - ``asdlib.layout``      - machine types, IDs, file names, seconds to samples (ch. 1, 2, 8, 11)
 - ``asdlib.synth``       - the synthetic machine-sound dataset in the DCASE layout (ch. 1, 2, 3, 5)
-- ``asdlib.dcase``       - the real data: manifest, download, index, class map, fingerprint (ch. 1, 2, 11)
+- ``asdlib.dcase``       - the real data: manifest, download, index, class map, content digest (ch. 1, 2, 11)
 - ``asdlib.audio``       - reading and writing clips, with checks (ch. 1, 2, 3)
 - ``asdlib.cache``       - the int16 clip cache that training and evaluation read (behind ``asdlib.train``)
 
@@ -30,7 +30,7 @@ Running experiments:
 - ``asdlib.curve``       - the learning curve of the two reference models, published in ``asdlib/evidence`` (ch. 2)
 - ``asdlib.train``       - the orchestration around the loop: data, resume, checkpoints, data-parallel (behind ``asdlib.experiments``)
 - ``asdlib.evaluate``    - anomaly scores, thresholds, DCASE score files, embeddings (behind ``asdlib.experiments``)
-- ``asdlib.runfolder``   - a run's folder: its key, files and checkpoints, ``Run``, the one ``load_model`` (behind ``asdlib.experiments``)
+- ``asdlib.runfolder``   - a run's folder: its key (config + data fingerprint), files and checkpoints, ``Run``, the one ``load_model`` (behind ``asdlib.experiments``)
 - ``asdlib.store``       - inputs -> hash -> folder, built once, safe for two processes (behind every cache)
 - ``asdlib.bench``       - speed figures (ch. 11)
 - ``asdlib.runtime``     - the home folder, the device, file writes, progress bars; imports no other asdlib module (every chapter)

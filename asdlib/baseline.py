@@ -468,7 +468,7 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
     Like the training runs of ``asdlib.experiments``, the result is a pure function of its
     inputs, so it is kept in the `asdlib.store` folder ``<ASDLIB_HOME>/baseline/<hash>/``, where
     ``<hash>`` hashes the epochs, batch size and learning rate, the clip length, the seed and
-    the dataset fingerprint (``asdlib.dcase.dataset_fingerprint``: content, not location). A
+    the dataset fingerprint (``asdlib.runfolder.dataset_fingerprint``: content, not location). A
     rebuilt book trains the autoencoders only once, and two processes that want the same
     ones train them once.
 
@@ -484,7 +484,7 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
     """
     profile = profiles.get_profile(profile)
     root = Path(data_root).expanduser().resolve()
-    key = cache_inputs(profile, dcase.dataset_fingerprint(root)["hash"], seed)
+    key = cache_inputs(profile, runfolder.dataset_fingerprint(root)["hash"], seed)
 
     def build(work: Path) -> None:
         results, models, losses = run_baseline(dcase.build_index(root), profile, seed=seed,

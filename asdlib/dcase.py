@@ -21,8 +21,8 @@ byte-identical copy for readers (a test checks it).
 :func:`download` fetches, verifies and unzips them into the DCASE layout
 ``<dest>/<type>/{train,test}/*.wav``; :func:`build_index` lists the clips of such a folder as a
 DataFrame; :func:`class_map` turns the training IDs into class indices (the authors' 41 classes
-when every ID is there); :func:`dataset_fingerprint` names a data root (synthetic or real) by its
-content, so that results computed from it can be found again.
+when every ID is there); :func:`content_digest` hashes every clip of a data root (what
+`asdlib.runfolder.dataset_fingerprint` names real data by).
 """
 
 from __future__ import annotations
@@ -42,8 +42,7 @@ import pooch
 import requests
 
 from asdlib import runtime, store
-from asdlib.layout import (ALL_IDS, DEV_IDS, MACHINE_TYPES, SYNTH_INFO, parse_filename,
-                           reference_class_map)
+from asdlib.layout import ALL_IDS, DEV_IDS, MACHINE_TYPES, parse_filename, reference_class_map
 
 #: Short names of the three parts of the data, in download order.
 SUBSETS = ("dev", "add", "eval")
@@ -530,58 +529,3 @@ def content_digest(root, index: pd.DataFrame | None = None, progress: bool = Fal
         pass
     return digest
 
-
-def dataset_fingerprint(root, progress: bool = False) -> dict:
-    """What identifies a dataset by its clips, independent of where it lies.
-
-    Every clip counts: its relative path, its size and its bytes (`content_digest`), so a
-    copied folder with one clip changed, added or removed is another dataset, whatever files
-    beside the clips say.
-
-    Synthetic data whose ``synth_info.json`` records the digest of exactly these clips (the
-    generator writes it) is named by the generator's options instead (`synthetic_fingerprint`):
-    that fingerprint is known before the data is generated, so published results can be found
-    without generating anything. A ``synth_info.json`` whose digest does not match the clips (a
-    copy edited after generation) is ignored: the data is then named by its clips, as real data.
-
-    Returns:
-        dict: ``kind`` ("synthetic" or "dcase"), ``hash`` (16 hex digits) and
-        ``description`` (one line).
-
-    Raises:
-        FileNotFoundError: ``root`` is missing or holds no DCASE clip.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data root {root} does not exist (expected a folder in the "
-                                "DCASE layout: <root>/<machine_type>/{train,test}/*.wav)")
-    index = build_index(root)
-    digest = content_digest(root, index, progress)
-    info_path = root / SYNTH_INFO
-    info = None
-    if info_path.is_file():
-        try:
-            info = json.loads(info_path.read_text())
-        except ValueError:
-            info = None
-    if isinstance(info, dict) and info.get("content") == digest:
-        return synthetic_fingerprint(info)
-    description = f"DCASE-layout data at {root} ({len(index)} clips)"
-    if info_path.exists():
-        description += (f"; its {info_path.name} does not describe these clips (changed after "
-                        "they were generated), so they are named by their content")
-    return {"kind": "dcase", "hash": digest[:16], "description": description}
-
-
-def synthetic_fingerprint(info: dict) -> dict:
-    """The fingerprint of a synthetic dataset from its ``synth_info.json`` content (see
-    `dataset_fingerprint`; `asdlib.synth.expected_info` gives that content without the data).
-    Neither the digest of the clips (``content``: it checks the clips, the options name them)
-    nor the profile's name (a label: two profiles that ask for the same clips get the same
-    ones) is part of it."""
-    description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
-                   f"{info.get('profile')}, seed {info.get('seed')}, "
-                   f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
-                   f"{len(info.get('types', []))} types)")
-    digest = store.key({k: v for k, v in info.items() if k not in ("content", "profile")})
-    return {"kind": "synthetic", "hash": digest, "description": description}

@@ -347,7 +347,7 @@ class ScoredRun:
         checkpoint: `which` ("best" / "last"), `epoch`, `val_loss`, `val_accuracy` of the
             checkpoint used.
         data_root: the data that was scored; dataset: its fingerprint
-            (`asdlib.dcase.dataset_fingerprint`); own_data: whether it is the run's own data.
+            (`asdlib.runfolder.dataset_fingerprint`); own_data: whether it is the run's own data.
         frames: {"train", "test"}: one row per clip (path, machine_type, machine_id, split,
             label 1 / 0 / -1, class_index, score_<name> for every name of `SCORES`).
         embeddings: {"train", "test"}: `[clips, 128]` float32, in the rows' order.
@@ -402,7 +402,7 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
     model = runfolder.model_from_checkpoint(checkpoint, device)
     amp_dtype = runtime.autocast_dtype(config.amp, device)
     model = models.speed_up(model, amp_dtype=amp_dtype, device_type=device.type)  # as trained
-    dataset = dcase.dataset_fingerprint(data_root)
+    dataset = runfolder.dataset_fingerprint(data_root)
 
     # ---- the clips: training clips (thresholds, class centres) and test clips
     index = dcase.build_index(data_root)

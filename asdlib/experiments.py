@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asdlib import baseline, dcase, evaluate, metrics, profiles, runfolder, runtime, store, synth, train
+from asdlib import baseline, evaluate, metrics, profiles, runfolder, runtime, store, synth, train
 from asdlib.profiles import TrainConfig
 
 __all__ = [
@@ -208,7 +208,7 @@ def autoencoder_results(profile=None, data_root=None, progress: bool = True) -> 
     """
     chosen = profiles.get_profile(profile)
     if data_root is None:
-        dataset = dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
+        dataset = profile_dataset(chosen)
         path = PUBLISHED_DIR / autoencoder_name(chosen, dataset)
         if (path / runfolder.SCORES_PUBLISHED).is_file():
             verify_published(path)
@@ -232,9 +232,15 @@ def _dataset_of(config: TrainConfig, data_root):
     """(data root or None, fingerprint): the default synthetic data is named without generating it."""
     if data_root is not None:
         root = Path(data_root).expanduser().resolve()
-        return root, dcase.dataset_fingerprint(root)
-    chosen = profiles.get_profile(config.profile)
-    return None, dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
+        return root, runfolder.dataset_fingerprint(root)
+    return None, profile_dataset(config.profile)
+
+
+def profile_dataset(profile=None) -> dict:
+    """The fingerprint of a profile's synthetic data (`asdlib.runfolder.synthetic_fingerprint`),
+    known without generating it: what published runs of that profile are keyed by."""
+    chosen = profiles.get_profile(profile)
+    return runfolder.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
 
 
 def load_or_train(config: TrainConfig, data_root=None, *, setup: train.Setup | None = None,
@@ -263,7 +269,7 @@ def load_or_train(config: TrainConfig, data_root=None, *, setup: train.Setup | N
             return run
     if root is None:
         root = synthetic_dataset(config.profile, progress=setup.progress)
-        dataset = dcase.dataset_fingerprint(root)
+        dataset = runfolder.dataset_fingerprint(root)
 
     def build(work: Path) -> None:
         train.train(config, root, work, setup, dataset=dataset)
@@ -531,7 +537,7 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
     workers = workers if workers is not None else Workers()
     runtime.device(workers.device)  # a device this machine lacks is refused before anything runs
     root = synthetic_dataset(chosen, progress=progress, workers=workers.synth_workers)
-    dataset = dcase.dataset_fingerprint(root)
+    dataset = runfolder.dataset_fingerprint(root)
     dest = Path(dest) if dest is not None else PUBLISHED_DIR
     dest.mkdir(parents=True, exist_ok=True)
     configs = book_runs(chosen)
@@ -582,7 +588,7 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
         raise ValueError(f"label and seed: no published run {label!r} seed {seed}; the runs are "
                          f"{sorted({runfolder.run_label(c) for c in book_runs(chosen)})} with seeds "
                          f"{list(chosen.seeds)}")
-    published = _published_run(config, _dataset_of(config, None)[1])
+    published = _published_run(config, profile_dataset(chosen))
     if published is None:
         raise ValueError(f"label: {label} seed {seed} of the {chosen.name} profile is not "
                          f"published for the current code and data (published: "

@@ -81,7 +81,7 @@ ADD_IDS = {t: tuple(i for i in ALL_IDS[t] if i not in DEV_IDS[t]) for t in MACHI
 
 #: ``normal_id_00_00000012.wav`` -> label "normal", machine_id "id_00", number 12.
 #: The file a synthetic data root holds beside its clips (`asdlib.synth` writes it last,
-#: `asdlib.dcase.dataset_fingerprint` reads it).
+#: `asdlib.runfolder.dataset_fingerprint` reads it).
 SYNTH_INFO = "synth_info.json"
 
 FILENAME_PATTERN = re.compile(r"^(normal|anomaly)_(id_\d{2})_(\d{8})\.wav$")

@@ -10,7 +10,7 @@ learns from, so its folder is named by both (`key`) and built once (`build_once`
 `asdlib.store`: a second process waits, then reads). A run folder holds:
 
 - ``config.json`` (`RUN_INFO`): the config, the data root, the dataset fingerprint
-  (`asdlib.dcase.dataset_fingerprint`) and the class map; written once the data has been read,
+  (`dataset_fingerprint`) and the class map; written once the data has been read,
   so a run that could not start leaves nothing behind;
 - ``last.pt`` (`LAST`): the checkpoint of the latest finished epoch;
 - ``best.pt`` (`BEST`): the checkpoint of the epoch with the lowest validation loss (the one
@@ -45,7 +45,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from asdlib import runtime, store
+from asdlib import dcase, runtime, store
+from asdlib.layout import SYNTH_INFO
 from asdlib.profiles import TrainConfig
 
 __all__ = [
@@ -128,6 +129,62 @@ def run_label(config: TrainConfig) -> str:
 # ----------------------------------------------------------------------------------------
 # The key: a run folder is named by what it is a function of
 # ----------------------------------------------------------------------------------------
+
+
+def dataset_fingerprint(root, progress: bool = False) -> dict:
+    """What identifies a dataset by its clips, independent of where it lies.
+
+    Every clip counts: its relative path, its size and its bytes (`content_digest`), so a
+    copied folder with one clip changed, added or removed is another dataset, whatever files
+    beside the clips say.
+
+    Synthetic data whose ``synth_info.json`` records the digest of exactly these clips (the
+    generator writes it) is named by the generator's options instead (`synthetic_fingerprint`):
+    that fingerprint is known before the data is generated, so published results can be found
+    without generating anything. A ``synth_info.json`` whose digest does not match the clips (a
+    copy edited after generation) is ignored: the data is then named by its clips, as real data.
+
+    Returns:
+        dict: ``kind`` ("synthetic" or "dcase"), ``hash`` (16 hex digits) and
+        ``description`` (one line).
+
+    Raises:
+        FileNotFoundError: ``root`` is missing or holds no DCASE clip.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist (expected a folder in the "
+                                "DCASE layout: <root>/<machine_type>/{train,test}/*.wav)")
+    index = dcase.build_index(root)
+    digest = dcase.content_digest(root, index, progress)
+    info_path = root / SYNTH_INFO
+    info = None
+    if info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text())
+        except ValueError:
+            info = None
+    if isinstance(info, dict) and info.get("content") == digest:
+        return synthetic_fingerprint(info)
+    description = f"DCASE-layout data at {root} ({len(index)} clips)"
+    if info_path.exists():
+        description += (f"; its {info_path.name} does not describe these clips (changed after "
+                        "they were generated), so they are named by their content")
+    return {"kind": "dcase", "hash": digest[:16], "description": description}
+
+
+def synthetic_fingerprint(info: dict) -> dict:
+    """The fingerprint of a synthetic dataset from its ``synth_info.json`` content (see
+    `dataset_fingerprint`; `asdlib.synth.expected_info` gives that content without the data).
+    Neither the digest of the clips (``content``: it checks the clips, the options name them)
+    nor the profile's name (a label: two profiles that ask for the same clips get the same
+    ones) is part of it."""
+    description = (f"synthetic data (asdlib.synth v{info.get('version')}, profile "
+                   f"{info.get('profile')}, seed {info.get('seed')}, "
+                   f"{info.get('seconds'):g} s, {info.get('ids')} IDs, "
+                   f"{len(info.get('types', []))} types)")
+    digest = store.key({k: v for k, v in info.items() if k not in ("content", "profile")})
+    return {"kind": "synthetic", "hash": digest, "description": description}
 
 
 def key_inputs(config: TrainConfig, dataset: dict) -> dict:

@@ -890,7 +890,7 @@ def expected_info(profile=None, seed: int = 0, seconds: float | None = None, typ
                   ids: str | None = None) -> dict:
     """The ``synth_info.json`` that :func:`generate` writes for these options, without writing
     anything: so the fingerprint of a synthetic dataset is known before it is generated
-    (`asdlib.dcase.dataset_fingerprint` hashes this content)."""
+    (`asdlib.runfolder.dataset_fingerprint` hashes this content)."""
     options = _options(profile, seed, seconds, types, ids)
     return json.loads(json.dumps(_info(options, _jobs(options))))
 

@@ -230,7 +230,7 @@ def train(config: TrainConfig, data_root, out_dir, setup: Setup | None = None, *
         setup: where and how fast (`Setup`; default: `Setup()`).
         on_epoch_end: optional `fn(record)` called (on rank 0) after each epoch's checkpoint
             is written, with that epoch's history row as a dict.
-        dataset: optional `asdlib.dcase.dataset_fingerprint(data_root)`, when the caller has it.
+        dataset: optional `asdlib.runfolder.dataset_fingerprint(data_root)`, when the caller has it.
 
     Returns:
         The per-epoch history (epoch, train_loss, val_loss, val_accuracy, lr, seconds,
@@ -360,7 +360,7 @@ def _read_data(config, data_root, out_dir, process: _Process, dataset) -> tuple:
     Returns:
         `(clips, train_positions, val_positions, info)`.
     """
-    dataset = dataset or dcase.dataset_fingerprint(data_root)
+    dataset = dataset or runfolder.dataset_fingerprint(data_root)
     if (out_dir / runfolder.RUN_INFO).exists():
         runfolder.check_same_run(out_dir, config, dataset)
     train_index, cmap = training_data(data_root)

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from asdlib import baseline, dcase, evaluate, experiments, profiles, runtime, synth, tables
+from asdlib import baseline, evaluate, experiments, profiles, runfolder, runtime, synth, tables
 from asdlib.profiles import TrainConfig
 
 REFERENCE = ("stgram", "arcface")  # the only network calibration may look at
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
             parser.error(f"--data-root: {root} is not a folder")
     else:
         root = experiments.synthetic_dataset(data)
-    dataset = dcase.dataset_fingerprint(root)
+    dataset = runfolder.dataset_fingerprint(root)
     counts = ("the clips of --data-root" if args.data_root else
               f"{profile.train_per_id} train / {profile.test_normal_per_id} + "
               f"{profile.test_anomaly_per_id} test clips per ID")

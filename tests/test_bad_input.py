@@ -127,8 +127,8 @@ def test_evaluating_on_other_data_labels_it_so_and_keeps_the_runs_own_results(tm
     synth.generate(other, profile="smoke", seed=7, types=["pump"], progress=False)
     theirs = evaluate.evaluate(run, other, progress=False)
     assert (run / "metrics.json").read_text() == before  # not overwritten
-    assert Path(theirs["out_dir"]) == run / f"eval_ce_{dcase.dataset_fingerprint(other)['hash']}"
-    assert theirs["dataset"] == dcase.dataset_fingerprint(other) != mine["dataset"]
+    assert Path(theirs["out_dir"]) == run / f"eval_ce_{runfolder.dataset_fingerprint(other)['hash']}"
+    assert theirs["dataset"] == runfolder.dataset_fingerprint(other) != mine["dataset"]
     assert theirs["own_data"] is False and mine["own_data"] is True
 
 
@@ -231,12 +231,12 @@ def test_a_copied_and_edited_dataset_is_another_dataset(data, evaluated_run, tmp
     run, before = evaluated_run, _tree(evaluated_run)
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)
-    assert dcase.dataset_fingerprint(copy) == dcase.dataset_fingerprint(data)  # a plain copy
+    assert runfolder.dataset_fingerprint(copy) == runfolder.dataset_fingerprint(data)  # a plain copy
     clip = sorted((copy / "pump" / "test").glob("*.wav"))[0]
     wav, rate = sf.read(clip)
     sf.write(clip, wav * 0.5, rate, subtype="PCM_16")  # same name, same size, other samples
-    changed = dcase.dataset_fingerprint(copy)
-    assert changed["kind"] == "dcase" and changed["hash"] != dcase.dataset_fingerprint(data)["hash"]
+    changed = runfolder.dataset_fingerprint(copy)
+    assert changed["kind"] == "dcase" and changed["hash"] != runfolder.dataset_fingerprint(data)["hash"]
     assert "does not describe these clips" in changed["description"]
     status, out, err = cli(capsys, "evaluate", "--run", run, "--data", copy, "--quiet")
     assert status == 0, err
@@ -252,14 +252,14 @@ def test_a_copied_and_edited_dataset_is_another_dataset(data, evaluated_run, tmp
 
 def test_the_content_digest_sees_an_edit_in_place_and_real_data_too(data, tmp_path):
     (data / synth.INFO_NAME).unlink()  # now "real" data: named by its content only
-    first = dcase.dataset_fingerprint(data)
+    first = runfolder.dataset_fingerprint(data)
     clip = first_train_clip(data)
     raw = bytearray(clip.read_bytes())
     raw[-1] ^= 1  # one bit of the last sample, same size
     clip.write_bytes(bytes(raw))
     stat = clip.stat()
     os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later write
-    assert dcase.dataset_fingerprint(data)["hash"] != first["hash"]
+    assert runfolder.dataset_fingerprint(data)["hash"] != first["hash"]
 
 
 @pytest.mark.parametrize("device, expected", [

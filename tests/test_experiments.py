@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from asdlib import experiments, runfolder, tables
-from asdlib.dcase import dataset_fingerprint
+from asdlib.runfolder import dataset_fingerprint
 from asdlib.profiles import TrainConfig
 from asdlib.train import Setup, train
 

@@ -13,7 +13,7 @@ import json
 import pandas as pd
 import pytest
 
-from asdlib import dcase, experiments, profiles, runfolder, runtime, synth, train
+from asdlib import experiments, profiles, runfolder, runtime, train
 
 MANIFEST = experiments.published_manifest()
 REFRESH = "the published runs are out of date: refresh them with `make runs`"
@@ -23,7 +23,7 @@ ONE_JOB = experiments.Workers(jobs=1, reuse_freed_memory=False)
 
 def expected_dataset() -> dict:
     book = profiles.get_profile("book")
-    return dcase.synthetic_fingerprint(synth.expected_info(book, book.data_seed))
+    return experiments.profile_dataset(book)
 
 
 def test_every_book_run_is_published_for_the_current_config_and_data():
@@ -165,7 +165,7 @@ def test_every_published_run_of_every_profile_matches_the_current_code():
     be incomplete, but each one published must be the run its profile's code now trains."""
     for name, published in MANIFEST["profiles"].items():
         chosen = profiles.get_profile(name)
-        dataset = dcase.synthetic_fingerprint(synth.expected_info(chosen, chosen.data_seed))
+        dataset = experiments.profile_dataset(chosen)
         assert published["dataset"]["hash"] == dataset["hash"], f"{name}: {REFRESH}"
         wanted = {runfolder.key(c, dataset) for c in experiments.book_runs(chosen)}
         wanted.add(experiments.autoencoder_name(chosen, dataset))
@@ -179,7 +179,7 @@ def test_a_profile_name_is_a_label_not_part_of_a_run_key():
 
     book = profiles.get_profile("book")
     renamed = dataclasses.replace(book, name="book-renamed")
-    fingerprint = [dcase.synthetic_fingerprint(synth.expected_info(p, p.data_seed)) for p in (book, renamed)]
+    fingerprint = [experiments.profile_dataset(p) for p in (book, renamed)]
     assert fingerprint[0]["hash"] == fingerprint[1]["hash"]
     a, b = (profiles.TrainConfig.from_profile(p, model="stgram", mode="arcface") for p in (book, renamed))
     assert a.profile != b.profile and runfolder.key(a, fingerprint[0]) == runfolder.key(b, fingerprint[1])

@@ -262,14 +262,14 @@ def test_every_id_is_an_individual_machine_the_same_in_every_dataset():
 
 
 def test_expected_info_is_what_generate_writes(smoke_root):
-    from asdlib import dcase
+    from asdlib import dcase, runfolder
 
     info = json.loads((smoke_root / synth.INFO_NAME).read_text())
     expected = synth.expected_info("smoke", seed=info["seed"], types=info["types"])
     # the info file adds the digest of the clips it describes, which only the clips can give
     assert expected == {k: v for k, v in info.items() if k != "content"}
     assert info["content"] == dcase.content_digest(smoke_root)
-    assert dcase.synthetic_fingerprint(expected) == dcase.dataset_fingerprint(smoke_root)
+    assert runfolder.synthetic_fingerprint(expected) == runfolder.dataset_fingerprint(smoke_root)
 
 
 # --- bad input ---------------------------------------------------------------------------
