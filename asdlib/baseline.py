@@ -32,7 +32,6 @@ Everything here is written for this book (PyTorch, not the original Keras code).
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -216,12 +215,6 @@ def reconstruction_errors(model: nn.Module, windows: torch.Tensor) -> torch.Tens
     return (windows - recon).pow(2).mean(dim=-1)
 
 
-def _check_threads(num_threads):
-    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
-                                    or num_threads < 1):
-        raise ValueError(f"num_threads must be a positive int or None, got {num_threads!r}")
-
-
 def _check_windows(windows, name="windows"):
     if not isinstance(windows, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(windows).__name__}")
@@ -232,9 +225,9 @@ def _check_windows(windows, name="windows"):
 
 
 @torch.no_grad()
-def score_clips(model: nn.Module, windows: torch.Tensor, batch_size: int = 64,
-                num_threads: int | None = 1) -> torch.Tensor:
-    """Anomaly score of each clip: the mean reconstruction error over its windows.
+def score_clips(model: nn.Module, windows: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Anomaly score of each clip: the mean reconstruction error over its windows, on one CPU
+    thread (as :func:`train_autoencoder` trains).
 
     The model is put in evaluation mode (BatchNorm uses its running statistics) and left so.
 
@@ -242,7 +235,6 @@ def score_clips(model: nn.Module, windows: torch.Tensor, batch_size: int = 64,
         model: a trained autoencoder.
         windows: the windows of each clip (from :func:`frame_windows`).
         batch_size: clips per forward pass.
-        num_threads: torch CPU threads while scoring (see :func:`train_autoencoder`).
 
     Returns:
         One score per clip (larger = more anomalous), float32 on the CPU.
@@ -259,11 +251,10 @@ def score_clips(model: nn.Module, windows: torch.Tensor, batch_size: int = 64,
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    _check_threads(num_threads)
     model.eval()
     device = next(model.parameters()).device
     scores = []
-    with runtime.torch_threads(num_threads):
+    with runtime.torch_threads(1):
         for start in range(0, len(windows), batch_size):
             # [b, windows, input_dim]
             chunk = windows[start:start + batch_size].to(device)
@@ -287,14 +278,14 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.
     return float(loss.detach())
 
 
-def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 512,
-                      lr: float = 1e-3, seed: int = 0, model: nn.Module | None = None,
-                      device=None, num_threads: int | None = 1, progress: bool = True,
-                      desc: str = "autoencoder"):
+def train_autoencoder(windows: torch.Tensor, num_epochs: int, *, seed: int = 0,
+                      model: nn.Module | None = None, device=None, progress: bool = True):
     """Train a :class:`DCASEAutoencoder` on normal window vectors (MSE, Adam).
 
     A plain loop: each epoch shuffles the windows (a generator seeded with ``seed``), cuts them
-    into batches and takes one Adam step per batch. The weights are initialised under the same
+    into batches of :data:`BATCH_SIZE` and takes one Adam step (learning rate :data:`LR`) per
+    batch, on one CPU thread (a model this small gains nothing from more, and on a shared CPU
+    extra threads mostly wait on each other; the caller's count is restored). The weights are initialised under the same
     seed (inside ``torch.random.fork_rng``, so the global random state is untouched), and the
     bias of the output layer starts at the mean training window: the original recipe has
     thousands of steps to learn that offset (log-Mel values sit around -20 dB, not 0), a short
@@ -304,16 +295,10 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
     Args:
         windows: the training windows of one machine type, all clips together.
         num_epochs: passes over the windows.
-        batch_size: windows per step (512 in the baseline).
-        lr: Adam's learning rate.
         seed: seeds the initial weights and the shuffling.
         model: a model to train further (default: a new ``DCASEAutoencoder``).
         device: where to train (default ``asdlib.runtime.device()``).
-        num_threads: torch CPU threads while training, restored afterwards (a model this
-            small gains nothing from more, and on a shared CPU extra threads mostly wait on
-            each other); None keeps torch's setting.
         progress: show a tqdm bar over the epochs.
-        desc: the bar's label.
 
     Returns:
         ``(model, losses)``: the trained model (in evaluation mode) and the mean training loss
@@ -328,12 +313,8 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
             f"windows must be [num_windows >= 2, input_dim] (flatten the clips first: "
             f"windows.reshape(-1, input_dim)), got shape {tuple(windows.shape)}"
         )
-    for name, value in (("num_epochs", num_epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    _check_threads(num_threads)
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
     device = runtime.device(device) if not isinstance(device, torch.device) else device
     if model is None:
         with torch.random.fork_rng(devices=[]):
@@ -343,16 +324,16 @@ def train_autoencoder(windows: torch.Tensor, num_epochs: int, batch_size: int = 
             # Start the reconstruction at the mean training window
             model.decoder[-1].bias.copy_(windows.mean(dim=0))
     model = model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     generator = torch.Generator().manual_seed(seed)
     losses = []
-    with runtime.torch_threads(num_threads):
-        for _ in runtime.progress_bar(range(num_epochs), show=progress, desc=desc, leave=False):
+    with runtime.torch_threads(1):
+        for _ in runtime.progress_bar(range(num_epochs), show=progress, desc="epochs", leave=False):
             # A new order of the windows every epoch
             order = torch.randperm(len(windows), generator=generator)
             total, count = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                index = order[start:start + batch_size]
+            for start in range(0, len(order), BATCH_SIZE):
+                index = order[start:start + BATCH_SIZE]
                 if len(index) < 2:
                     continue
                 # [batch, input_dim]
@@ -432,9 +413,8 @@ def run_baseline(index: pd.DataFrame, profile=None, seed: int = 0, progress: boo
         # [clips, windows, 640] -> all windows of the type: [N, 640]
         train_windows = clip_windows(train["path"], num_samples, logmel)
         train_windows = train_windows.reshape(-1, train_windows.shape[-1])
-        model, history = train_autoencoder(
-            train_windows, profile.baseline_epochs, BATCH_SIZE, LR, seed=seed,
-            progress=progress, desc=machine_type)
+        model, history = train_autoencoder(train_windows, profile.baseline_epochs, seed=seed,
+                                           progress=progress)
         # [test clips]
         score = score_clips(model, clip_windows(test["path"], num_samples, logmel))
         frames.append(pd.DataFrame({

@@ -367,6 +367,28 @@ class ScoredRun:
     device: str
 
 
+def _clips_to_score(data_root: Path, cmap: dict) -> dict:
+    """``{"train": index, "test": index}`` of the clips of the run's machine IDs: the training
+    clips give the thresholds and class centres, the test clips are evaluated. Test clips of
+    other IDs are skipped with a warning."""
+    index = dcase.build_index(data_root)
+    known = pd.Series([k in cmap for k in zip(index["machine_type"], index["machine_id"])],
+                      index=index.index)
+    if (~known & (index["split"] == "test")).any():
+        skipped = index[~known & (index["split"] == "test")]
+        warnings.warn(f"{len(skipped)} test clip(s) of machine IDs the run was not trained on "
+                      f"were skipped (e.g. {skipped['path'].iloc[0]})", stacklevel=3)
+    index = index[known]
+    parts = {split: index[index["split"] == split].reset_index(drop=True)
+             for split in ("train", "test")}
+    for split, what in (("test", "test clip"), ("train", "training clip (needed for the "
+                                                         "thresholds and class centres)")):
+        if parts[split].empty:
+            raise FileNotFoundError(f"data root {data_root} holds no {what} of the run's "
+                                    f"{len(cmap)} machine IDs")
+    return parts
+
+
 def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64, device=None,
               progress: bool = True) -> ScoredRun:
     """Embed every training and test clip of a data root with a run's checkpoint and score it.
@@ -404,22 +426,7 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
     model = models.speed_up(model, amp_dtype=amp_dtype, device_type=device.type)  # as trained
     dataset = runfolder.dataset_fingerprint(data_root)
 
-    # ---- the clips: training clips (thresholds, class centres) and test clips
-    index = dcase.build_index(data_root)
-    known = pd.Series([k in cmap for k in zip(index["machine_type"], index["machine_id"])],
-                      index=index.index)
-    if (~known & (index["split"] == "test")).any():
-        skipped = index[~known & (index["split"] == "test")]
-        warnings.warn(f"{len(skipped)} test clip(s) of machine IDs the run was not trained on "
-                      f"were skipped (e.g. {skipped['path'].iloc[0]})", stacklevel=2)
-    index = index[known]
-    parts = {split: index[index["split"] == split].reset_index(drop=True)
-             for split in ("train", "test")}
-    for split, what in (("test", "test clip"), ("train", "training clip (needed for the "
-                                                         "thresholds and class centres)")):
-        if parts[split].empty:
-            raise FileNotFoundError(f"data root {data_root} holds no {what} of the run's "
-                                    f"{len(cmap)} machine IDs")
+    parts = _clips_to_score(data_root, cmap)
 
     # ---- embeddings, then every score of every clip
     logmel_fn = config.build_logmel().to(device)
