@@ -39,6 +39,16 @@ Running experiments:
 - ``asdlib.classroom``   - the student edition: the chapters without their solutions (``make student``)
 - ``asdlib.cli``         - the command line, ``python -m asdlib ...``
 
+The folder is flat on purpose: the chapters import modules of every group by one short name
+(``from asdlib import synth, dcase, train, experiments``), and sub-packages such as
+``asdlib/data/`` or ``asdlib/runs/`` would make those imports longer or give each module a
+second name. The layers are in the imports instead: no module imports one that imports it back
+(a test checks for cycles), the foundations (``layout``, ``runtime``, ``store``, ``features``,
+``losses``, ``metrics``) import no other asdlib module, and reading a published run goes
+``experiments.load_or_train`` -> ``synth.expected_info`` (the data's options, found with
+``profiles.get_profile``) -> ``runfolder`` (the key, the files, ``Run``) -> ``store.key`` (the
+hash).
+
 Importing asdlib changes no global state (no seeds, no plotting style, no allocator setting).
 """
 
