@@ -75,6 +75,17 @@ def test_no_import_cycle_inside_asdlib():
     assert not cycles, "import cycles: " + "; ".join(cycles)
 
 
+#: The bottom layer, as the package docstring and the API page say: no other asdlib module.
+FOUNDATIONS = ("layout", "runtime", "store", "features", "losses", "metrics")
+
+
+def test_the_foundations_import_no_other_asdlib_module():
+    edges = graph()
+    wrong = {m: edges[f"asdlib.{m}"] for m in FOUNDATIONS if edges[f"asdlib.{m}"]}
+    assert not wrong, f"foundation modules that import other asdlib modules: {wrong}"
+    assert all(f"``{m}``" in asdlib.__doc__ for m in FOUNDATIONS)
+
+
 def test_a_cycle_would_be_found():
     """The detector finds a real cycle (the test above can fail): two modules that import each
     other, and a longer loop, in a graph built by the same extractor as the package's."""
