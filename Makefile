@@ -42,15 +42,18 @@ student: $(STAMP)
 # scale): trained once (two processes, one thread each; resumable: run it again after a stop)
 # and published into asdlib/published/ with a manifest, each run as soon as it is done.
 # Hours on a 2-core CPU; minutes on a GPU machine (make runs-gpu).
+# COMMIT=1 also git-commits asdlib/published after each published run.
 RUNS_JOBS ?= 2
 PROFILE ?= book
+COMMIT ?=
+RUNS_COMMIT := $(if $(COMMIT),--commit)
 runs: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile $(PROFILE) --jobs $(RUNS_JOBS)
+	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile $(PROFILE) --jobs $(RUNS_JOBS) $(RUNS_COMMIT)
 
 # The same runs on a machine with a CUDA GPU: the data generated with every core, the clips held
 # on the GPU, several runs at a time there; published exactly as make runs does.
 runs-gpu: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile $(PROFILE) --gpu
+	OMP_NUM_THREADS=1 $(PY) -m asdlib runs --profile $(PROFILE) --gpu $(RUNS_COMMIT)
 
 # The learning curve of chapter 2 (the two reference models against the training sound per
 # machine): each point published into asdlib/evidence/ as soon as it is done; resumable.

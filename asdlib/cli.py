@@ -390,6 +390,9 @@ def _runs_options(add) -> None:
     add("--check", default=None, metavar="LABEL",
         help='instead: retrain one published run from scratch and compare, e.g. "TASTgram (NAMix)"')
     add("--seed", type=seed_int, default=None, help="with --check: its seed (default: the first)")
+    add("--commit", action="store_true",
+        help="git-commit asdlib/published after the autoencoder and after each run, so a stopped "
+             "call loses no finished run (in a clone of the book's repository)")
     add("--quiet", action="store_true", help="no progress bars")
 
 
@@ -410,7 +413,12 @@ def _runs(args) -> int:
                                       synth_workers=os.cpu_count() or 1)
     else:
         workers = experiments.Workers(jobs=args.jobs or 2)
-    manifest = experiments.publish_runs(args.profile, workers, progress=not args.quiet)
+    on_published = None
+    if args.commit:
+        experiments.check_committable()  # refused before anything trains
+        on_published = experiments.commit_published
+    manifest = experiments.publish_runs(args.profile, workers, progress=not args.quiet,
+                                        on_published=on_published)
     chosen = profiles.get_profile(args.profile)
     done = [e for e in manifest["runs"] if e["profile"] == chosen.name]
     print(f"{len(done)} of {len(experiments.book_runs(chosen))} runs of the {chosen.name} profile "

@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
 from importlib import resources
@@ -469,12 +470,13 @@ class _Manifest:
         return sorted(missing, key=lambda c: self.profile.seeds.index(c.seed))
 
 
-def _publish_autoencoder(manifest: _Manifest, data_root: Path, progress: bool) -> None:
-    """Publish the profile's autoencoder results beside the networks, unless they are there."""
+def _publish_autoencoder(manifest: _Manifest, data_root: Path, progress: bool) -> dict | None:
+    """Publish the profile's autoencoder results beside the networks, unless they are there;
+    its manifest entry (None when it was there)."""
     chosen = manifest.profile
     name = autoencoder_name(chosen, manifest.dataset)
     if name in manifest.published():
-        return
+        return None
     started = time.perf_counter()
     results = autoencoder_results(chosen, data_root, progress=progress)
     work = manifest.dest / f".{name}.partial"
@@ -483,7 +485,7 @@ def _publish_autoencoder(manifest: _Manifest, data_root: Path, progress: bool) -
     write_csv_gz(results, work / runfolder.SCORES_PUBLISHED)
     _move_into_place(work, manifest.dest / name)
     average = metrics.per_type_table(results)
-    manifest.add({
+    entry = {
         "hash": name, "profile": chosen.name, "label": AUTOENCODER_LABEL,
         "model": "autoencoder", "mode": None, "seed": chosen.seeds[0],
         "files": {runfolder.SCORES_PUBLISHED:
@@ -491,7 +493,9 @@ def _publish_autoencoder(manifest: _Manifest, data_root: Path, progress: bool) -
         "epochs": chosen.baseline_epochs, "train_seconds": time.perf_counter() - started,
         "average_auc": float(average["per_id_mean_auc"].mean()),
         "average_pauc": float(average["per_id_mean_pauc"].mean()),
-        "machine": manifest.machine})
+        "machine": manifest.machine}
+    manifest.add(entry)
+    return entry
 
 
 def _publish_run(manifest: _Manifest, path, data_root: Path) -> dict:
@@ -528,7 +532,8 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
         workers: processes, device and memory settings (default `Workers()`: two CPU jobs).
         dest: where to publish (default `PUBLISHED_DIR`).
         progress: a progress bar, and one line per published run.
-        on_published: optional ``fn(entry)`` after each run is published (its manifest entry).
+        on_published: optional ``fn(entry)`` after the autoencoder and after each run is
+            published (its manifest entry), e.g. `commit_published`.
 
     Returns:
         The manifest.
@@ -545,7 +550,9 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
     wanted[autoencoder_name(chosen, dataset)] = None
     machine = f"{machine_line(workers.jobs)}, device {_device_line(workers.device)}"
     manifest = _Manifest(dest, chosen, dataset, wanted, machine, workers.jobs)
-    _publish_autoencoder(manifest, root, progress)
+    entry = _publish_autoencoder(manifest, root, progress)
+    if entry is not None and on_published is not None:
+        on_published(entry)
     todo = manifest.todo()
     bar = runtime.progress_bar(total=len(configs), initial=len(configs) - len(todo),
                                show=progress, desc="published runs", unit="run")
@@ -564,6 +571,60 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
                 on_published(entry)
     bar.close()
     return manifest.written
+
+
+def _git(folder: Path, *args) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ValueError("commit: git is not installed") from None
+
+
+def check_committable(dest=None) -> Path:
+    """The publishing folder (default `PUBLISHED_DIR`) if `commit_published` can commit it.
+
+    Raises:
+        ValueError: git is missing, or the folder is not inside a git checkout (an installed
+            package, for example): publish without committing there.
+    """
+    dest = Path(dest) if dest is not None else PUBLISHED_DIR
+    dest.mkdir(parents=True, exist_ok=True)
+    if _git(dest, "rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        raise ValueError(f"commit: {dest} is not inside a git checkout; publish without "
+                         "committing (no --commit), or from a clone of the book's repository")
+    return dest
+
+
+def commit_published(entry: dict, dest=None) -> bool:
+    """Commit the publishing folder to git at once, with a message naming what was published:
+    runs train in pieces, and a stopped `make runs` then loses no finished run.
+
+    Only the publishing folder is committed, whatever else is staged or changed.
+
+    Args:
+        entry: the manifest entry of what was just published (`publish_runs`' ``on_published``).
+        dest: the publishing folder (default `PUBLISHED_DIR`).
+
+    Returns:
+        Whether a commit was made (False when the folder had nothing new).
+
+    Raises:
+        ValueError: see `check_committable`.
+        RuntimeError: git refused the commit (its message is included).
+    """
+    dest = check_committable(dest)
+    _git(dest, "add", "-A", "--", ".")
+    if not _git(dest, "status", "--porcelain", "--", ".").stdout.strip():
+        return False
+    command = (f"{PUBLISH_COMMAND} PROFILE={entry['profile']}" if entry["profile"] != "book"
+               else PUBLISH_COMMAND)
+    message = (f"{entry['profile'].capitalize()} profile: {entry['label']} seed {entry['seed']} "
+               f"published ({command}; {entry['epochs']} epochs, average AUC "
+               f"{100 * entry['average_auc']:.2f} %)")
+    result = _git(dest, "commit", "-q", "-m", message, "--", ".")
+    if result.returncode != 0:
+        raise RuntimeError(f"git commit of {dest} failed: {(result.stderr or result.stdout).strip()}")
+    return True
 
 
 def _published_summary() -> str:

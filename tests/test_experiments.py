@@ -174,3 +174,37 @@ def test_the_one_thread_of_a_worker_is_given_back(monkeypatch, tmp_path):
             experiments._train_one((config, str(tmp_path), str(tmp_path), workers))
         assert torch.get_num_threads() == 2
     assert seen == [1, 1, 1]
+
+
+def _git(repo, *args):
+    import subprocess
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_commit_published_commits_only_the_publishing_folder(tmp_path, monkeypatch):
+    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.org"),
+                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.org")):
+        monkeypatch.setenv(name, value)
+    repo = tmp_path / "repo"
+    dest = repo / "asdlib" / "published"
+    dest.mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "elsewhere.txt").write_text("not published\n")
+    _git(repo, "add", "elsewhere.txt")  # staged, but not part of the published folder
+    (dest / "abc" / "x").parent.mkdir()
+    (dest / "abc" / "x").write_text("scores\n")
+    entry = {"profile": "evidence", "label": "STgram (ArcFace)", "seed": 2, "epochs": 16,
+             "average_auc": 0.67551}
+    assert experiments.commit_published(entry, dest)
+    assert _git(repo, "log", "-1", "--format=%s") == (
+        "Evidence profile: STgram (ArcFace) seed 2 published (make runs PROFILE=evidence; "
+        "16 epochs, average AUC 67.55 %)")
+    assert _git(repo, "show", "--name-only", "--format=", "HEAD") == "asdlib/published/abc/x"
+    assert "A  elsewhere.txt" in _git(repo, "status", "--porcelain")  # left as it was
+    assert not experiments.commit_published(entry, dest)  # nothing new: no empty commit
+
+
+def test_commit_published_refuses_a_folder_outside_git(tmp_path):
+    with pytest.raises(ValueError, match="not inside a git checkout"):
+        experiments.check_committable(tmp_path / "published")
