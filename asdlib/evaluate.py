@@ -434,7 +434,7 @@ def score_run(run_dir, data_root=None, which: str = "best", batch_size: int = 64
     for split, split_index in parts.items():
         clips = cache.clip_dataset(split_index, config.num_samples, cmap, progress)
         loader = DataLoader(clips, batch_size=batch_size, shuffle=False)
-        embeddings[split] = loop.embed(model, loader, logmel_fn, device, amp_dtype, progress,
+        embeddings[split] = loop.embed(model, loader, logmel_fn, amp_dtype, progress,
                                        desc=f"embedding {split} clips")
         labels[split] = clips.labels.astype(np.int64)
         rows[split] = clips.index.reset_index(drop=True)

@@ -225,14 +225,16 @@ def validate(model, loader, logmel_fn: nn.Module, device: torch.device, amp_dtyp
 
 
 @torch.no_grad()
-def embed(model, loader, logmel_fn: nn.Module, device: torch.device, amp_dtype=None,
-          progress: bool = True, desc: str = "embedding") -> np.ndarray:
-    """The embedding of every clip of `loader`, in order (model in eval mode).
+def embed(model, loader, logmel_fn: nn.Module, amp_dtype=None, progress: bool = True,
+          desc: str = "embedding") -> np.ndarray:
+    """The embedding of every clip of `loader`, in order (model in eval mode), computed on the
+    model's device.
 
     Returns:
         float32 embeddings, `[clips, 128]`.
     """
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for wav, _, _ in runtime.progress_bar(loader, show=progress, desc=desc, unit="batch",
                                           leave=False):
