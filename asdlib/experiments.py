@@ -130,6 +130,11 @@ PUBLISHED_DIR = Path(str(resources.files("asdlib") / "published"))
 PUBLISH_COMMAND = "make runs"
 
 
+def publish_command(profile_name: str) -> str:
+    """The command that publishes a profile's runs (the manifest and commit messages name it)."""
+    return PUBLISH_COMMAND if profile_name == "book" else f"{PUBLISH_COMMAND} PROFILE={profile_name}"
+
+
 def book_runs(profile=None) -> list:
     """The `TrainConfig` of every run of `BOOK_RUNS` for a profile, in publishing order."""
     chosen = profiles.get_profile(profile)
@@ -447,7 +452,7 @@ class _Manifest:
         manifest = {"profiles": dict(self.old.get("profiles", {}))}
         manifest["profiles"][name] = {
             "dataset": self.dataset, "generator_version": synth.GENERATOR_VERSION,
-            "command": f"{PUBLISH_COMMAND} PROFILE={name}" if name != "book" else PUBLISH_COMMAND,
+            "command": publish_command(name),
             "runs": sum(c is not None for c in self.wanted.values()), "jobs": self.jobs, "torch_threads_per_job": 1,
             "machine": self.machine, "wall_seconds_this_call": time.perf_counter() - self.started}
         order = list(self.wanted)
@@ -616,8 +621,7 @@ def commit_published(entry: dict, dest=None) -> bool:
     _git(dest, "add", "-A", "--", ".")
     if not _git(dest, "status", "--porcelain", "--", ".").stdout.strip():
         return False
-    command = (f"{PUBLISH_COMMAND} PROFILE={entry['profile']}" if entry["profile"] != "book"
-               else PUBLISH_COMMAND)
+    command = publish_command(entry["profile"])
     message = (f"{entry['profile'].capitalize()} profile: {entry['label']} seed {entry['seed']} "
                f"published ({command}; {entry['epochs']} epochs, average AUC "
                f"{100 * entry['average_auc']:.2f} %)")
