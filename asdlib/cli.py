@@ -381,7 +381,8 @@ def _bench(args) -> int:
 
 def _runs_options(add) -> None:
     add("--profile", choices=sorted(profiles.PROFILES), default="book",
-        help="whose runs (default book: the runs chapters 8-11 read)")
+        help="whose runs (default book: the runs chapters 7-11 read, which are the evidence "
+             "profile's)")
     add("--jobs", type=processes_int, default=None,
         help="training processes, one torch thread each (default 2; 8 with --gpu)")
     add("--gpu", action="store_true",
@@ -398,7 +399,7 @@ def _runs_options(add) -> None:
 
 def _runs(args) -> int:
     if args.check is not None:
-        profile = profiles.get_profile(args.profile)
+        profile = profiles.get_profile(args.profile).runs_profile()
         seed = profile.seeds[0] if args.seed is None else args.seed
         result = experiments.check_published(args.check, seed, profile)
         for name in ("published", "retrained"):
@@ -419,7 +420,7 @@ def _runs(args) -> int:
         on_published = experiments.commit_published
     manifest = experiments.publish_runs(args.profile, workers, progress=not args.quiet,
                                         on_published=on_published)
-    chosen = profiles.get_profile(args.profile)
+    chosen = profiles.get_profile(args.profile).runs_profile()
     done = [e for e in manifest["runs"] if e["profile"] == chosen.name]
     print(f"{len(done)} of {len(experiments.book_runs(chosen))} runs of the {chosen.name} profile "
           f"published in {experiments.PUBLISHED_DIR} "

@@ -113,7 +113,7 @@ def open_run(path) -> runfolder.Run:
     return runfolder.open_run(path)
 
 
-#: The runs of the book's chapters 8-11, for the profiles whose runs are published:
+#: The runs of the book's chapters 7-11, for the profiles whose runs are published:
 #: (model, mode) -> "all" (every seed of the profile) or "first" (its first seed). The first
 #: seed of every TASTgram run keeps its embeddings (the figures of chapters 8 and 9 need them).
 BOOK_RUNS = {
@@ -131,13 +131,18 @@ PUBLISH_COMMAND = "make runs"
 
 
 def publish_command(profile_name: str) -> str:
-    """The command that publishes a profile's runs (the manifest and commit messages name it)."""
-    return PUBLISH_COMMAND if profile_name == "book" else f"{PUBLISH_COMMAND} PROFILE={profile_name}"
+    """The command that publishes a profile's runs (the manifest and commit messages name it):
+    plain `make runs` for the runs the book reads."""
+    if profile_name in (profiles.DEFAULT, profiles.get_profile(profiles.DEFAULT).runs_profile().name):
+        return PUBLISH_COMMAND
+    return f"{PUBLISH_COMMAND} PROFILE={profile_name}"
 
 
 def book_runs(profile=None) -> list:
-    """The `TrainConfig` of every run of `BOOK_RUNS` for a profile, in publishing order."""
-    chosen = profiles.get_profile(profile)
+    """The `TrainConfig` of every run of `BOOK_RUNS` for a profile's runs
+    (`asdlib.profiles.Profile.runs_profile`: the book profile's are the evidence profile's), in
+    publishing order."""
+    chosen = profiles.get_profile(profile).runs_profile()
     configs = []
     for (model, mode), which in BOOK_RUNS.items():
         seeds = chosen.seeds if which == "all" else chosen.seeds[:1]
@@ -207,12 +212,13 @@ def autoencoder_name(profile, dataset: dict) -> str:
 
 
 def autoencoder_results(profile=None, data_root=None, progress: bool = True) -> pd.DataFrame:
-    """The chapter-2 autoencoder's results frame on a profile's data, beside whose numbers the
-    networks are compared: published (`publish_runs` publishes it with the runs) or trained now
+    """The chapter-2 autoencoder's results frame beside a profile's runs (on the data of
+    `asdlib.profiles.Profile.runs_profile`, where the networks are compared): published
+    (`publish_runs` publishes it with the runs) or trained now
     (`asdlib.baseline.load_or_run_baseline`, a few minutes). Paths are relative to the data
     root, like a published run's.
     """
-    chosen = profiles.get_profile(profile)
+    chosen = profiles.get_profile(profile).runs_profile()
     if data_root is None:
         dataset = profile_dataset(chosen)
         path = PUBLISHED_DIR / autoencoder_name(chosen, dataset)
@@ -439,8 +445,11 @@ class _Manifest:
 
     @property
     def others(self) -> list:
-        """The entries of the other profiles."""
-        return [e for e in self.old.get("runs", []) if e.get("profile") != self.profile.name]
+        """The entries of the other profiles whose runs are still published under their own
+        name (a profile that now reads another's runs, as the book profile reads the evidence
+        profile's, has its old entries dropped)."""
+        return [e for e in self.old.get("runs", []) if e.get("profile") != self.profile.name
+                and e.get("profile") in _own_runs_profiles()]
 
     def published(self) -> set:
         """The folder names of this profile's published entries."""
@@ -449,7 +458,8 @@ class _Manifest:
     def write(self) -> dict:
         """Write `MANIFEST.json` (entries in publishing order) and return it."""
         name = self.profile.name
-        manifest = {"profiles": dict(self.old.get("profiles", {}))}
+        manifest = {"profiles": {other: line for other, line in self.old.get("profiles", {}).items()
+                                 if other in _own_runs_profiles()}}
         manifest["profiles"][name] = {
             "dataset": self.dataset, "generator_version": synth.GENERATOR_VERSION,
             "command": publish_command(name),
@@ -473,6 +483,11 @@ class _Manifest:
         missing = [c for name, c in self.wanted.items()
                    if c is not None and name not in self.published()]
         return sorted(missing, key=lambda c: self.profile.seeds.index(c.seed))
+
+
+def _own_runs_profiles() -> set:
+    """The names of the profiles whose runs are their own (`Profile.runs_profile`)."""
+    return {name for name, p in profiles.PROFILES.items() if p.runs_profile().name == name}
 
 
 def _publish_autoencoder(manifest: _Manifest, data_root: Path, progress: bool) -> dict | None:
@@ -533,7 +548,8 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
     the missing ones train), runs that are no longer among `book_runs` are removed.
 
     Args:
-        profile: whose runs (default: the active profile).
+        profile: whose runs (default: the active profile; the book profile's are the evidence
+            profile's, `asdlib.profiles.Profile.runs_profile`).
         workers: processes, device and memory settings (default `Workers()`: two CPU jobs).
         dest: where to publish (default `PUBLISHED_DIR`).
         progress: a progress bar, and one line per published run.
@@ -543,7 +559,7 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
     Returns:
         The manifest.
     """
-    chosen = profiles.get_profile(profile)
+    chosen = profiles.get_profile(profile).runs_profile()
     workers = workers if workers is not None else Workers()
     runtime.device(workers.device)  # a device this machine lacks is refused before anything runs
     root = synthetic_dataset(chosen, progress=progress, workers=workers.synth_workers)
@@ -647,7 +663,7 @@ def check_published(label: str, seed: int, profile=None, home=None) -> dict:
     Returns:
         ``{"published": ..., "retrained": ..., "equal": bool}`` of the average AUC / pAUC.
     """
-    chosen = profiles.get_profile(profile)
+    chosen = profiles.get_profile(profile).runs_profile()
     config = next((c for c in book_runs(chosen) if runfolder.run_label(c) == label and c.seed == seed), None)
     if config is None:
         raise ValueError(f"label and seed: no published run {label!r} seed {seed}; the runs are "

@@ -125,6 +125,18 @@ class Profile(Recipe):
     # --- the other models of the book ---
     toy_epochs: int  # epochs of the 2-D toy of chapters 4-7 (after its warm-up)
     baseline_epochs: int  # epochs of the chapter-2 autoencoder (the original recipe: 100)
+    # --- whose runs the chapters compare (see `runs_profile`) ---
+    runs: str | None = None
+
+    def runs_profile(self) -> "Profile":
+        """The profile whose runs chapters 7-11 (and chapter 2's comparison) train or read:
+        the one named by ``runs``, else this one.
+
+        The book profile generates small data that every chapter can afford to make (100 clips
+        per ID) and reads its networks' runs from the ``evidence`` profile, published at the
+        scale the learning curve chose (300 clips per ID), whose data the book never generates.
+        """
+        return get_profile(self.runs) if self.runs else self
 
     def summary(self) -> str:
         """One line naming the profile and its main sizes, printed beside every result."""
@@ -169,10 +181,9 @@ PROFILES = {
         # once the validation loss has not improved for 5 epochs, evaluate the best epoch.
         # Batch 16 for more optimizer steps in few clips. 64 mels instead of the paper's 128:
         # a training step costs 0.59x (2 s clips, one thread, measured with asdlib.loop), which
-        # lets every run of chapters 8-11 train to its plateau on two cores. Three seeds; the
-        # training time of each published run is in asdlib/published/MANIFEST.json. Add seeds
-        # here and `make runs` trains only the new ones; the book build reads the published
-        # runs.
+        # lets every run train to its plateau on two cores. Three seeds for what the chapters
+        # repeat themselves (the 2-D toy of chapters 4-7); the networks' runs are the evidence
+        # profile's (``runs`` below).
         n_mels=64,
         num_epochs=40,
         patience=5,
@@ -182,6 +193,9 @@ PROFILES = {
         seeds=(0, 1, 2),
         toy_epochs=40,
         baseline_epochs=12,
+        # The networks of chapters 7-11 and the autoencoder beside them: the runs published at
+        # the learning curve's scale (below), read, never trained by the build.
+        runs="evidence",
     ),
     "paper": Profile(
         name="paper",
@@ -209,13 +223,14 @@ PROFILES = {
 # avx512_bf16) a step of these sizes costs 0.69x the CPU time of float32 (`python -m asdlib
 # bench --levers book --cpu-time`), and a bf16 run tracks its float32 twin (README, "The faster
 # step"); other CPUs compute the same arithmetic without the instructions, more slowly.
-# `make runs PROFILE=evidence` trains and publishes what is missing. A profile's name is not
-# part of a run's key, so these runs can serve the book profile without training anything.
+# `make runs` (the book profile's runs are these) trains and publishes what is missing; the
+# training time of each published run is in asdlib/published/MANIFEST.json. Add seeds here and
+# `make runs` trains only the new ones.
 PROFILES["evidence"] = dataclasses.replace(
     PROFILES["book"], name="evidence",
     description="the book's runs at the scale the learning curve chose: published a few at a time",
     train_per_id=300, test_normal_per_id=200, test_anomaly_per_id=200, seeds=(0, 1, 2, 3, 4, 5),
-    amp="bf16")
+    amp="bf16", runs=None)
 
 
 def get_profile(name: "str | Profile | None" = None) -> Profile:

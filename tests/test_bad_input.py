@@ -407,7 +407,8 @@ def test_a_changed_published_run_is_refused_naming_the_file(published_copy, caps
 
     config = experiments.book_runs("book")[0]
     entry = next(e for e in experiments.published_manifest()["runs"]
-                 if e["label"] == runfolder.run_label(config) and e["seed"] == config.seed)
+                 if e["label"] == runfolder.run_label(config) and e["seed"] == config.seed
+                 and e["profile"] == config.profile)
     folder = published_copy / entry["hash"]
     scores = folder / "scores.csv.gz"
     if damage == "rewritten":  # a perfect detector: AUC 100

@@ -198,7 +198,7 @@ def test_commit_published_commits_only_the_publishing_folder(tmp_path, monkeypat
              "average_auc": 0.67551}
     assert experiments.commit_published(entry, dest)
     assert _git(repo, "log", "-1", "--format=%s") == (
-        "Evidence profile: STgram (ArcFace) seed 2 published (make runs PROFILE=evidence; "
+        "Evidence profile: STgram (ArcFace) seed 2 published (make runs; "
         "16 epochs, average AUC 67.55 %)")
     assert _git(repo, "show", "--name-only", "--format=", "HEAD") == "asdlib/published/abc/x"
     assert "A  elsewhere.txt" in _git(repo, "status", "--porcelain")  # left as it was

@@ -1,6 +1,8 @@
-"""The published runs of the book profile (asdlib/published): current, complete, small, read back.
+"""The published runs of the book (asdlib/published): current, complete, small, read back.
 
-They are the results of `make runs` (chapters 8-11 read them instead of training for hours).
+They are the results of `make runs` (chapters 7-11 read them instead of training for hours):
+the book profile's runs are the evidence profile's (`Profile.runs_profile`), published at the
+learning curve's scale.
 When a test here fails, the code or the data changed what those runs would compute: run
 `make runs` to train and publish them again.
 """
@@ -21,19 +23,34 @@ REFRESH = "the published runs are out of date: refresh them with `make runs`"
 ONE_JOB = experiments.Workers(jobs=1, reuse_freed_memory=False)
 
 
+#: The profile whose runs the book reads (the evidence profile).
+RUNS = profiles.get_profile("book").runs_profile()
+
+
 def expected_dataset() -> dict:
+    return experiments.profile_dataset(RUNS)
+
+
+def test_the_book_reads_the_runs_at_the_learning_curves_scale_without_their_data():
     book = profiles.get_profile("book")
-    return experiments.profile_dataset(book)
+    assert RUNS.name == "evidence" != book.name and RUNS.runs_profile() is RUNS
+    assert RUNS.train_per_id > book.train_per_id  # the build generates only the small data
+    assert {c.profile for c in experiments.book_runs("book")} == {"evidence"}
+    assert experiments.book_runs("book") == experiments.book_runs("evidence")
+    assert experiments.publish_command("evidence") == experiments.publish_command("book") == "make runs"
+    assert experiments.publish_command("smoke") == "make runs PROFILE=smoke"
+    assert profiles.get_profile("smoke").runs_profile().name == "smoke"
 
 
 def test_every_book_run_is_published_for_the_current_config_and_data():
     assert MANIFEST is not None, f"asdlib/published/MANIFEST.json is missing: {REFRESH}"
     dataset = expected_dataset()
-    book = MANIFEST["profiles"]["book"]
-    assert book["dataset"]["hash"] == dataset["hash"], (
-        f"published on {book['dataset']['description']} ({book['dataset']['hash']}), "
-        f"the book profile now makes {dataset['description']} ({dataset['hash']}): {REFRESH}")
-    published = {entry["hash"] for entry in MANIFEST["runs"] if entry["profile"] == "book"}
+    published_profile = MANIFEST["profiles"][RUNS.name]
+    assert published_profile["dataset"]["hash"] == dataset["hash"], (
+        f"published on {published_profile['dataset']['description']} "
+        f"({published_profile['dataset']['hash']}), the {RUNS.name} profile now makes "
+        f"{dataset['description']} ({dataset['hash']}): {REFRESH}")
+    published = {entry["hash"] for entry in MANIFEST["runs"] if entry["profile"] == RUNS.name}
     missing = [f"{runfolder.run_label(c)} seed {c.seed}" for c in experiments.book_runs("book")
                if runfolder.key(c, dataset) not in published]
     assert not missing, f"not published for the current config: {missing}: {REFRESH}"
@@ -50,9 +67,9 @@ def test_the_published_files_are_the_manifests_and_small():
             total += len(data)
             assert hashlib.sha256(data).hexdigest() == digest, f"{folder / name} changed: {REFRESH}"
         assert not any(name.endswith(".pt") for name in found)  # no checkpoints
-    # Issue 16's budget: about 30 MB in all (every Colab reader installs them). The evidence
-    # profile's runs take about 24 MB when complete, the book profile's about 7 MB.
-    assert total < 32e6, f"published runs take {total / 1e6:.1f} MB (at most 32 MB)"
+    # Issue 16's budget: about 30 MB in all (every Colab reader installs them); the evidence
+    # profile's runs take about 24 MB when complete.
+    assert total < 30e6, f"published runs take {total / 1e6:.1f} MB (at most 30 MB)"
 
 
 def test_load_or_train_reads_a_published_run_without_training(monkeypatch):
@@ -142,6 +159,25 @@ def test_runs_are_published_one_by_one_and_a_stopped_call_resumes(monkeypatch, t
     assert sorted(p.name for p in dest.iterdir() if p.is_dir()) == sorted(e["hash"] for e in full["runs"])
 
 
+def test_entries_of_a_profile_that_now_reads_another_profiles_runs_are_dropped(monkeypatch, tmp_path):
+    """The book profile once published its own (100-clip) runs; now it reads the evidence
+    profile's, so the next `make runs` removes its old entries and folders and keeps those of
+    profiles that still publish their own."""
+    monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(experiments, "BOOK_RUNS", {("stgram", "arcface"): "first"})
+    dest = tmp_path / "published"
+    for name, profile in (("oldbook", "book"), ("paperrun", "paper")):
+        (dest / name).mkdir(parents=True)
+        (dest / name / "scores.csv.gz").write_bytes(b"x")
+    old = {"profiles": {"book": {"dataset": {}}, "paper": {"dataset": {}}},
+           "runs": [{"hash": "oldbook", "profile": "book"}, {"hash": "paperrun", "profile": "paper"}]}
+    (dest / "MANIFEST.json").write_text(json.dumps(old))
+    manifest = experiments.publish_runs("smoke", ONE_JOB, dest=dest, progress=False)
+    assert set(manifest["profiles"]) == {"paper", "smoke"}
+    assert [e["hash"] for e in manifest["runs"] if e["profile"] != "smoke"] == ["paperrun"]
+    assert not (dest / "oldbook").exists() and (dest / "paperrun").is_dir()
+
+
 def test_the_gpu_route_publishes_what_the_cpu_route_does(monkeypatch, tmp_path):
     """`runs --gpu` (clips held on the device, several runs at a time), run on the CPU at smoke
     size: the same batches as the DataLoader's, so the same published bytes."""
@@ -194,8 +230,8 @@ def test_the_autoencoder_is_published_beside_the_book_runs(monkeypatch):
         raise AssertionError("a published autoencoder must not be trained")
 
     monkeypatch.setattr("asdlib.baseline.load_or_run_baseline", forbidden)
-    results = experiments.autoencoder_results("book")
-    entry = next(e for e in MANIFEST["runs"] if e["profile"] == "book" and e["model"] == "autoencoder")
+    results = experiments.autoencoder_results("book")  # the evidence profile's, beside its runs
+    entry = next(e for e in MANIFEST["runs"] if e["profile"] == RUNS.name and e["model"] == "autoencoder")
     from asdlib import metrics
 
     assert metrics.per_type_table(results)["per_id_mean_auc"].mean() == pytest.approx(entry["average_auc"])
