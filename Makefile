@@ -38,9 +38,9 @@ STUDENT_DIR ?= _build/student
 student: $(STAMP)
 	$(PY) -m asdlib student --book book --out $(STUDENT_DIR)
 
-# The book profile's runs of chapters 8-11 (PROFILE=evidence: those at the learning curve's
-# scale): trained once (two processes, one thread each; resumable: run it again after a stop)
-# and published into asdlib/published/ with a manifest, each run as soon as it is done.
+# The runs of chapters 7-11 (the book profile reads the evidence profile's, at the learning
+# curve's scale): trained once (two processes, one thread each; resumable: run it again after a
+# stop) and published into asdlib/published/ with a manifest, each run as soon as it is done.
 # Hours on a 2-core CPU; minutes on a GPU machine (make runs-gpu).
 # COMMIT=1 also git-commits asdlib/published after each published run.
 RUNS_JOBS ?= 2

@@ -16,7 +16,8 @@ needs the same run as another reads it; a rebuilt book with a warm cache trains 
 `asdlib.runfolder.Run` gives the results as plain objects: the config, the per-epoch history and the per-clip
 scores as DataFrames, the metrics dict, the embeddings, and the trained model on demand.
 
-**Published runs.** The book profile's runs of chapters 8-11 take hours on a 2-core CPU, so they
+**Published runs.** The runs of chapters 7-11 (the book profile reads the evidence profile's,
+`asdlib.profiles.Profile.runs_profile`) take hours on a 2-core CPU, so they
 are trained once by `make runs` (`publish_runs`: two processes, one thread each, resumable) and
 their small results (config, dataset fingerprint, history, metrics, per-clip scores, and for the
 runs the figures need, the embeddings; no checkpoints) ship inside the package under
