@@ -261,7 +261,9 @@ def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_i
     Args:
         results: dict name -> results frame or run, or name -> list of them (one per seed;
             every variant with the same number of seeds, paired by position: element s of
-            every list was trained with the same seed).
+            every list was trained with the same seed). One frame may stand at every position
+            (a model trained once, such as the autoencoder beside a network's seeds): it is
+            computed once, and only the clips' resampling moves it.
         n_boot: replicates.
         seed: the seed of the resampling (a `numpy.random.default_rng`).
         protocol: ``"per_id_mean"`` or ``"pooled"``.
@@ -294,9 +296,13 @@ def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_i
     columns = pd.MultiIndex.from_product([types + ["Average"], ["AUC", "pAUC"]],
                                          names=["machine_type", "metric"])
     out = {}
+    seen = {}  # id(frame) -> its rows: a run that stands beside several seeds is computed once
     for name, runs in groups.items():
         per_seed = np.empty((num_seeds, n_boot, len(columns)))
         for s, frame in enumerate(runs):
+            if id(frame) in seen:
+                per_seed[s] = seen[id(frame)]
+                continue
             clips = _by_id(frame)
             if set(clips) != set(first):
                 raise ValueError(f"results[{name!r}]: other machine IDs than the first run's")
@@ -313,7 +319,7 @@ def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_i
                     both = np.concatenate([weights[k] for k in keys], axis=1)
                     values += list(metrics.weighted_auc_pauc(labels, scores, both, max_fpr))
             table = 100 * np.stack(values, axis=1)  # [replicates, 2 * types]
-            per_seed[s] = np.concatenate(
+            per_seed[s] = seen[id(frame)] = np.concatenate(
                 [table, table[:, 0::2].mean(axis=1, keepdims=True),
                  table[:, 1::2].mean(axis=1, keepdims=True)], axis=1)
         # Replicate b averages the seeds it drew: [replicates, columns]

@@ -125,3 +125,39 @@ def test_stacked_puts_auc_and_pauc_in_blocks_of_rows_with_the_same_values():
             assert value == paper.loc[name, (machine_type, metric)]
     with pytest.raises(ValueError, match="paper's columns"):
         tables.stacked(paper.droplevel(1, axis=1))
+
+
+# ----------------------------------------------------------------------------------------
+# bootstrap standard errors
+# ----------------------------------------------------------------------------------------
+
+
+def test_the_bootstrap_se_of_an_auc_agrees_with_hanley_and_mcneil():
+    """One machine, 300 + 300 clips: the bootstrap SE of its AUC against the closed form of
+    Hanley and McNeil (1982), SE² = (A(1-A) + (n1-1)(Q1-A²) + (n0-1)(Q2-A²)) / (n0 n1) with
+    Q1 = A/(2-A), Q2 = 2A²/(1+A) (exact for exponential scores, close otherwise)."""
+    from asdlib.tables import standard_errors
+
+    rng = np.random.default_rng(3)
+    n = 300
+    frame = frame_of({("fan", "id_00"): (rng.normal(size=n), rng.normal(0.8, 1, n))})
+    mean, se, _ = standard_errors({"net": frame}, n_boot=4000, seed=0)
+    a = mean.loc["net", ("fan", "AUC")] / 100
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    closed = np.sqrt((a * (1 - a) + (n - 1) * (q1 - a * a) + (n - 1) * (q2 - a * a)) / (n * n))
+    assert se.loc["net", ("fan", "AUC")] / 100 == pytest.approx(closed, rel=0.1)
+
+
+def test_one_frame_beside_every_seed_is_the_same_as_copies_of_it():
+    from asdlib.tables import bootstrap
+
+    single = random_frame(seed=1)
+    seeds = [random_frame(seed=s) for s in (2, 3, 4)]
+    shared = bootstrap({"ae": [single] * 3, "net": seeds}, n_boot=300, seed=5)
+    copies = bootstrap({"ae": [single.copy() for _ in range(3)], "net": seeds}, n_boot=300, seed=5)
+    for name in ("ae", "net"):
+        pd.testing.assert_frame_equal(shared[name], copies[name])
+    # the autoencoder's replicates move only with the clips: every seed draw gives its one row
+    assert shared["ae"][("Average", "AUC")].std() > 0
+    with pytest.raises(ValueError, match=r"same number of seeds.*'ae': 1, 'net': 3"):
+        bootstrap({"ae": single, "net": seeds}, n_boot=10)
