@@ -421,7 +421,7 @@ def _runs(args) -> int:
     manifest = experiments.publish_runs(args.profile, workers, progress=not args.quiet,
                                         on_published=on_published)
     chosen = profiles.get_profile(args.profile).runs_profile()
-    done = [e for e in manifest["runs"] if e["profile"] == chosen.name]
+    done = [e for e in manifest["runs"] if e["profile"] == chosen.name and e["model"] != "autoencoder"]
     print(f"{len(done)} of {len(experiments.book_runs(chosen))} runs of the {chosen.name} profile "
           f"published in {experiments.PUBLISHED_DIR} "
           f"({manifest['profiles'][chosen.name]['dataset']['description']})")
