@@ -72,11 +72,17 @@ CONCURRENT = textwrap.dedent("""
     from asdlib import store
 
     parent, log = Path(sys.argv[1]), Path(sys.argv[2])
+    # Importing torch can take seconds longer in one process than the other on a loaded
+    # machine: each says it has arrived, and the builder waits for both before it builds
+    (log.parent / f"arrived-{sys.argv[3]}").touch()
 
     def build(work):
         with open(log, "a") as f:
             f.write("built\\n")
-        time.sleep(2.0)  # long enough for the other process to arrive and wait
+        deadline = time.monotonic() + 60
+        while len(list(log.parent.glob("arrived-*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(2.0)  # long enough for the other process to reach the lock and wait
         (work / "content.txt").write_text("made once")
 
     path = store.folder(parent, "shared-key", build)
@@ -88,9 +94,9 @@ def test_two_processes_on_the_same_key_both_succeed_and_it_is_built_once(tmp_pat
     script, log = tmp_path / "build.py", tmp_path / "builds.log"
     script.write_text(CONCURRENT)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "store"), str(log)],
+    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "store"), str(log), str(i)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-             for _ in range(2)]
+             for i in range(2)]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert [out.strip() for out, _ in results] == ["made once", "made once"]
