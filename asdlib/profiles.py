@@ -228,7 +228,7 @@ PROFILES = {
 # `make runs` trains only the new ones.
 PROFILES["evidence"] = dataclasses.replace(
     PROFILES["book"], name="evidence",
-    description="the book's runs at the scale the learning curve chose: published a few at a time",
+    description="the runs the book profile reads, at the scale the learning curve chose (published)",
     train_per_id=300, test_normal_per_id=200, test_anomaly_per_id=200, seeds=(0, 1, 2, 3, 4, 5),
     amp="bf16", runs=None)
 
