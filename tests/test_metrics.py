@@ -11,6 +11,7 @@ from asdlib.metrics import (
     auc_pauc,
     per_id_table,
     per_type_table,
+    weighted_auc_pauc,
 )
 
 
@@ -132,6 +133,31 @@ def test_auc_pauc_bad_inputs():
 # ----------------------------------------------------------------------------------------
 # per_id_table and per_type_table
 # ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_fpr", [0.1, 0.25, 1.0])
+def test_weighted_auc_pauc_is_sklearn_with_sample_weights(max_fpr):
+    """Every row of weights gives what roc_auc_score gives with those sample weights: bootstrap
+    counts (with zeros), real-valued weights, tied scores; a row without one class is NaN."""
+    rng = np.random.default_rng(7)
+    labels = np.r_[np.zeros(60), np.ones(40)].astype(int)
+    score = rng.normal(size=100) + 0.8 * labels
+    score[::7] = np.round(score[::7])  # ties, within and across the classes
+    counts = np.zeros((20, 100))
+    for value in (0, 1):
+        where = np.flatnonzero(labels == value)
+        counts[:, where] = rng.multinomial(len(where), np.full(len(where), 1 / len(where)), 20)
+    weights = np.vstack([counts, rng.uniform(0, 3, size=(5, 100)), np.ones(100),
+                         np.where(labels == 1, 0.0, 1.0)])  # the last row: no anomaly
+    auc, pauc = weighted_auc_pauc(labels, score, weights, max_fpr)
+    for row in range(len(weights) - 1):
+        w = weights[row]
+        assert auc[row] == pytest.approx(roc_auc_score(labels, score, sample_weight=w), abs=1e-12)
+        expected = roc_auc_score(labels, score, sample_weight=w,
+                                 max_fpr=None if max_fpr == 1.0 else max_fpr)
+        assert pauc[row] == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(auc[-1]) and np.isnan(pauc[-1])
+    assert (auc[-2], pauc[-2]) == pytest.approx(auc_pauc(labels, score, max_fpr), abs=1e-12)
 
 
 def test_per_id_table_against_sklearn():
