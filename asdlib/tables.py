@@ -20,7 +20,9 @@ repeats the computation on resampled data: each replicate draws the seeds with r
 for every machine ID, its normal and its anomalous test clips with replacement (the same clips
 for every variant and seed, since all runs score the same clips), and recomputes the entry. The
 standard deviation of the replicates is the entry's standard error; the replicates of two
-variants, drawn together, give the standard error of their paired difference.
+variants, drawn together, give the standard error of their paired difference. The replicates
+are a pure function of the scores and the arguments, so they are kept in the store
+(`asdlib.store`, under ``$ASDLIB_HOME/bootstrap``) and read back when a chapter runs again.
 
 Wherever a function takes results, a results frame (``machine_type, machine_id, label, score``),
 an `asdlib.runfolder.Run` (its scores are used) or, for several seeds, a list of either will do.
@@ -28,13 +30,15 @@ an `asdlib.runfolder.Run` (its scores are used) or, for several seeds, a list of
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from importlib import resources
 
 import numpy as np
 import pandas as pd
 
-from asdlib import metrics
+from asdlib import metrics, runtime, store
 
 __all__ = [
     "bootstrap",
@@ -254,6 +258,18 @@ def _by_id(frame: pd.DataFrame) -> dict:
             for key, group in frame.groupby(["machine_type", "machine_id"], sort=False)}
 
 
+#: Part of the key of the stored replicates: raise it when `bootstrap` computes other numbers.
+BOOTSTRAP_VERSION = 1
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    """A hash of what the bootstrap reads from a results frame (its clips' IDs, labels, scores)."""
+    frame = frame.sort_values("path", kind="mergesort") if "path" in frame.columns else frame
+    columns = [column for column in metrics.RESULT_COLUMNS if column in frame.columns]
+    rows = pd.util.hash_pandas_object(frame[columns], index=False)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16]
+
+
 def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_id_mean",
               max_fpr: float = 0.1) -> dict:
     """Bootstrap replicates of the `paper_table` rows of some variants (see the module docstring).
@@ -271,7 +287,8 @@ def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_i
 
     Returns:
         dict name -> DataFrame ``[n_boot, columns]`` in the column layout of `paper_table`
-        (values in %): row b is the variant's row (mean over its seeds) on replicate b.
+        (values in %): row b is the variant's row (mean over its seeds) on replicate b. Computed
+        once for the same scores and arguments, then read from the store.
     """
     metrics.check_protocol(protocol)
     groups = {name: [_frame(r) for r in (value if isinstance(value, (list, tuple)) else [value])]
@@ -280,7 +297,29 @@ def bootstrap(results, n_boot: int = 2000, seed: int = 0, protocol: str = "per_i
     if len(sizes) != 1:
         raise ValueError(f"results: every variant needs the same number of seeds, got "
                          f"{ {name: len(runs) for name, runs in groups.items()} }")
-    num_seeds = sizes.pop()
+    inputs = {"version": BOOTSTRAP_VERSION, "n_boot": int(n_boot), "seed": int(seed),
+              "protocol": protocol, "max_fpr": float(max_fpr),
+              "runs": [[name, [_digest(frame) for frame in runs]] for name, runs in groups.items()]}
+
+    def build(work):
+        replicates = _bootstrap(groups, n_boot, seed, protocol, max_fpr)
+        columns = next(iter(replicates.values())).columns
+        np.save(work / "replicates.npy", np.stack([r.to_numpy() for r in replicates.values()]))
+        (work / "layout.json").write_text(json.dumps({"names": list(replicates),
+                                                      "columns": list(columns)}))
+
+    path = store.folder(runtime.home() / "bootstrap", "bootstrap-" + store.key(inputs), build,
+                        description="bootstrap replicates", keep_partial=False)
+    layout = json.loads((path / "layout.json").read_text())
+    columns = pd.MultiIndex.from_tuples([tuple(c) for c in layout["columns"]],
+                                        names=["machine_type", "metric"])
+    values = np.load(path / "replicates.npy")
+    return {name: pd.DataFrame(values[i], columns=columns) for i, name in enumerate(layout["names"])}
+
+
+def _bootstrap(groups: dict, n_boot: int, seed: int, protocol: str, max_fpr: float) -> dict:
+    """`bootstrap` computed: groups is name -> list of results frames (as many for every name)."""
+    num_seeds = len(next(iter(groups.values())))
     rng = np.random.default_rng(seed)
     seed_draws = rng.integers(0, num_seeds, size=(n_boot, num_seeds))  # [replicates, seeds]
     first = _by_id(next(iter(groups.values()))[0])

@@ -149,15 +149,46 @@ def test_the_bootstrap_se_of_an_auc_agrees_with_hanley_and_mcneil():
 
 
 def test_one_frame_beside_every_seed_is_the_same_as_copies_of_it():
-    from asdlib.tables import bootstrap
+    from asdlib.tables import _bootstrap, bootstrap
 
     single = random_frame(seed=1)
     seeds = [random_frame(seed=s) for s in (2, 3, 4)]
     shared = bootstrap({"ae": [single] * 3, "net": seeds}, n_boot=300, seed=5)
-    copies = bootstrap({"ae": [single.copy() for _ in range(3)], "net": seeds}, n_boot=300, seed=5)
+    # computed again, not read from the store
+    copies = _bootstrap({"ae": [single.copy() for _ in range(3)], "net": seeds}, 300, 5,
+                        "per_id_mean", 0.1)
     for name in ("ae", "net"):
         pd.testing.assert_frame_equal(shared[name], copies[name])
     # the autoencoder's replicates move only with the clips: every seed draw gives its one row
     assert shared["ae"][("Average", "AUC")].std() > 0
     with pytest.raises(ValueError, match=r"same number of seeds.*'ae': 1, 'net': 3"):
         bootstrap({"ae": single, "net": seeds}, n_boot=10)
+
+
+def test_the_replicates_are_stored_and_read_back_only_for_the_same_scores(monkeypatch):
+    """The second call with the same scores and arguments reads the store; other scores, another
+    seed or protocol compute anew; what is read back equals what was computed."""
+    from asdlib import runtime, tables
+
+    frames = {"a": [random_frame(seed=1), random_frame(seed=2)],
+              "b": [random_frame(seed=3), random_frame(seed=4)]}
+    first = tables.bootstrap(frames, n_boot=200, seed=0)
+    computed = tables._bootstrap(frames, 200, 0, "per_id_mean", 0.1)
+    for name in frames:
+        pd.testing.assert_frame_equal(first[name], computed[name])
+    assert len(list((runtime.home() / "bootstrap").glob("bootstrap-*"))) == 1
+
+    calls = []
+    real = tables._bootstrap
+    monkeypatch.setattr(tables, "_bootstrap", lambda *args: calls.append(args) or real(*args))
+    again = tables.bootstrap({name: [f.copy() for f in runs] for name, runs in frames.items()},
+                             n_boot=200, seed=0)
+    assert calls == [] and list(again) == ["a", "b"]
+    pd.testing.assert_frame_equal(again["b"], first["b"])
+
+    moved = {name: [f.copy() for f in runs] for name, runs in frames.items()}
+    moved["b"][1].loc[0, "score"] += 1e-9
+    tables.bootstrap(moved, n_boot=200, seed=0)
+    tables.bootstrap(frames, n_boot=200, seed=1)
+    tables.bootstrap(frames, n_boot=200, seed=0, protocol="pooled")
+    assert len(calls) == 3
