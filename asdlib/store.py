@@ -3,8 +3,8 @@
 Every result of asdlib that is a pure function of its inputs is kept in a folder named by those
 inputs, so that it is computed once and then read: the decoded clips of a dataset
 (`asdlib.cache`), the training runs (`asdlib.experiments`), the chapter-2 autoencoders
-(`asdlib.baseline`) and the synthetic datasets (`asdlib.experiments.synthetic_dataset`). They
-all go through `folder`:
+(`asdlib.baseline`), the synthetic datasets (`asdlib.experiments.synthetic_dataset`) and the
+bootstrap replicates of the tables (`asdlib.tables.bootstrap`). They all go through `folder`:
 
 1. If ``<parent>/<name>`` holds the completion marker, it is returned at once (no lock).
 2. Otherwise the process takes a file lock (`filelock`) beside it; a second process asking for
