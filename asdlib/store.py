@@ -31,6 +31,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import filelock
@@ -82,6 +83,21 @@ def _owner_file(path: Path) -> Path:
     return path.parent / f".{path.name}.owner"
 
 
+def _owner(path: Path, patience: float = 1.0) -> str:
+    """Who holds the lock of ``path``, as its holder wrote it beside the lock. The holder writes
+    it just after taking the lock, so a process that found the lock taken a moment earlier
+    looks again for up to ``patience`` seconds before it says "another process"."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            owner = _owner_file(path).read_text().strip()
+        except OSError:
+            owner = ""
+        if owner or time.monotonic() > deadline:
+            return owner or "another process"
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def hold(path, description: str | None = None):
     """Hold the lock of the folder ``path`` (`lock`) while the block runs.
@@ -94,18 +110,17 @@ def hold(path, description: str | None = None):
     try:
         guard.acquire(timeout=0)
     except filelock.Timeout:
-        try:
-            owner = _owner_file(path).read_text().strip()
-        except OSError:
-            owner = "another process"
-        print(f"waiting for {owner}, which is building {description or path} ...",
+        print(f"waiting for {_owner(path)}, which is building {description or path} ...",
               file=sys.stderr, flush=True)
         guard.acquire()
     try:
         command = " ".join(sys.argv) or "python"
         try:
-            _owner_file(path).write_text(f"process {os.getpid()} on {socket.gethostname()} "
-                                         f"({command[:120]})\n")
+            # written whole or not at all: a waiting process never reads half a line
+            written = _owner_file(path).with_suffix(f".{os.getpid()}.tmp")
+            written.write_text(f"process {os.getpid()} on {socket.gethostname()} "
+                               f"({command[:120]})\n")
+            os.replace(written, _owner_file(path))
         except OSError:
             pass  # the message of a waiting process is only less precise
         yield

@@ -71,18 +71,19 @@ CONCURRENT = textwrap.dedent("""
     from pathlib import Path
     from asdlib import store
 
-    parent, log = Path(sys.argv[1]), Path(sys.argv[2])
-    # Importing torch can take seconds longer in one process than the other on a loaded
-    # machine: each says it has arrived, and the builder waits for both before it builds
-    (log.parent / f"arrived-{sys.argv[3]}").touch()
+    parent, log, me = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    # What this process says while it waits goes to a file the other process can read
+    sys.stderr = open(log.parent / f"err-{me}.txt", "w", buffering=1)
 
     def build(work):
         with open(log, "a") as f:
             f.write("built\\n")
+        # The builder holds the lock until the other process has found it taken and said so
+        # (however slowly that one starts on a loaded machine)
         deadline = time.monotonic() + 60
-        while len(list(log.parent.glob("arrived-*"))) < 2 and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not any(
+                "waiting for" in p.read_text() for p in log.parent.glob("err-*.txt")):
             time.sleep(0.05)
-        time.sleep(2.0)  # long enough for the other process to reach the lock and wait
         (work / "content.txt").write_text("made once")
 
     path = store.folder(parent, "shared-key", build)
@@ -101,8 +102,11 @@ def test_two_processes_on_the_same_key_both_succeed_and_it_is_built_once(tmp_pat
     assert [p.returncode for p in procs] == [0, 0], results
     assert [out.strip() for out, _ in results] == ["made once", "made once"]
     assert log.read_text().splitlines() == ["built"]
-    # the one that waited said so
-    assert sum("waiting for process " in err for _, err in results) == 1
+    # the one that waited said so, naming the process that held the lock
+    said = [(tmp_path / f"err-{i}.txt").read_text() for i in range(2)]
+    waited = [text for text in said if "waiting for" in text]
+    assert len(waited) == 1, said
+    assert "waiting for process " in waited[0] and "shared-key" in waited[0], said
 
 
 def test_two_train_commands_on_a_fresh_home_both_succeed(tmp_path, smoke_data):
