@@ -18,7 +18,7 @@ export ASDLIB_HOME ?= $(CURDIR)/_build/asdlib
 # (tests start several processes); passive waiting costs nothing measurable otherwise.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install book test student runs runs-gpu curve clean
+.PHONY: install book test student runs runs-gpu curve curve-gpu clean
 
 install: $(STAMP)
 
@@ -59,6 +59,11 @@ runs-gpu: $(STAMP)
 # machine): each point published into asdlib/evidence/ as soon as it is done; resumable.
 curve: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m asdlib curve --jobs $(RUNS_JOBS)
+
+# The same points on a machine with a CUDA GPU: the data generated with every core, the
+# network's clips held on the GPU, the autoencoder beside it there.
+curve-gpu: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m asdlib curve --gpu
 
 test: $(STAMP)
 	$(PY) -m pytest

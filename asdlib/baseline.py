@@ -482,7 +482,8 @@ def load_or_run_baseline(data_root, profile=None, seed: int = 0, progress: bool 
     results["path"] = [str(root / path) for path in results["path"]]
     losses = json.loads((folder / "losses.json").read_text())
     models = {}
-    for machine_type, saved in torch.load(folder / "models.pt").items():
+    # map_location: autoencoders trained on a GPU are read on any machine
+    for machine_type, saved in torch.load(folder / "models.pt", map_location="cpu").items():
         model = DCASEAutoencoder(input_dim=saved["input_dim"])
         model.load_state_dict(saved["state"])
         models[machine_type] = model.eval()

@@ -397,6 +397,21 @@ def _runs_options(add) -> None:
     add("--quiet", action="store_true", help="no progress bars")
 
 
+def _workers(gpu: bool, jobs: int) -> "experiments.Workers":
+    """How `runs` and `curve` train: ``jobs`` CPU processes with one torch thread each, or with
+    ``gpu`` the GPU route (the data generated with every core, the clips held on the GPU, ``jobs``
+    runs at a time there)."""
+    if not gpu:
+        return experiments.Workers(jobs=jobs)
+    try:
+        runtime.device("cuda")  # refused before anything is generated or trained
+    except ValueError:
+        raise ValueError(f"--gpu: this machine has no CUDA GPU ({runtime.available_devices()}); "
+                         f"leave out --gpu to train on the CPU") from None
+    return experiments.Workers(jobs=jobs, device="cuda", data_on_device=True,
+                               synth_workers=os.cpu_count() or 1)
+
+
 def _runs(args) -> int:
     if args.check is not None:
         profile = profiles.get_profile(args.profile).runs_profile()
@@ -408,12 +423,7 @@ def _runs(args) -> int:
         print("the same metrics" if result["equal"] else "DIFFERENT metrics",
               f"(retrained in {result['home']})")
         return 0 if result["equal"] else 1
-    if args.gpu:
-        runtime.device("cuda")  # refused at once on a machine without a CUDA GPU
-        workers = experiments.Workers(jobs=args.jobs or 8, device="cuda", data_on_device=True,
-                                      synth_workers=os.cpu_count() or 1)
-    else:
-        workers = experiments.Workers(jobs=args.jobs or 2)
+    workers = _workers(args.gpu, args.jobs or (8 if args.gpu else 2))
     on_published = None
     if args.commit:
         experiments.check_committable()  # refused before anything trains
@@ -434,13 +444,17 @@ def _curve_options(add) -> None:
              f"{[p.name for p in curve.CURVE]})")
     add("--jobs", type=processes_int, default=2,
         help="training processes, one torch thread each (default 2)")
+    add("--gpu", action="store_true",
+        help="on a CUDA GPU: generate the data with every core, hold the network's clips on the "
+             "GPU and train there (the autoencoder too); make curve-gpu")
     add("--table", action="store_true", help="instead: print the published curve")
     add("--quiet", action="store_true", help="no progress bars")
 
 
 def _curve(args) -> int:
     if not args.table:
-        done = curve.publish_curve(args.points, jobs=args.jobs, progress=not args.quiet)
+        done = curve.publish_curve(args.points, _workers(args.gpu, args.jobs),
+                                   progress=not args.quiet)
         print(f"published {len(done)} point(s) into {curve.EVIDENCE_DIR}: {done}")
     table = curve.curve_table()
     pd.set_option("display.width", 200)

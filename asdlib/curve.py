@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from asdlib import baseline, evaluate, experiments, layout, profiles, runtime, synth, tables, train
+from asdlib import baseline, evaluate, experiments, layout, profiles, runtime, synth, tables
 from asdlib.profiles import TrainConfig
 
 __all__ = ["CURVE", "EVIDENCE_DIR", "CurvePoint", "curve_table", "publish_curve", "read_point", "trend"]
@@ -111,8 +111,11 @@ def _point(name: str, points=None) -> CurvePoint:
 
 
 def _job(job) -> dict:
-    """Train one model of one point: ("autoencoder" | "network", `CurvePoint`, home)."""
-    kind, point, home = job
+    """Train one model of one point, in a worker process with one torch thread:
+    ("autoencoder" | "network", `CurvePoint`, home, `asdlib.experiments.Workers`). The network
+    trains on the workers' device (with its clips held there if they say so); the autoencoder
+    on `asdlib.runtime.device()`'s."""
+    kind, point, home, workers = job
     os.environ[runtime.HOME_VAR] = home
     profile = point.profile()
     with runtime.torch_threads(1):
@@ -122,16 +125,16 @@ def _job(job) -> dict:
             baseline.load_or_run_baseline(root, profile, seed=profile.seeds[0], progress=False)
         else:
             config = TrainConfig.from_profile(profile, model=NETWORK[0], mode=NETWORK[1])
-            experiments.load_or_train(config, root, setup=train.Setup(progress=False))
+            experiments.load_or_train(config, root, setup=workers.setup())
     return {"kind": kind, "name": point.name, "seconds": time.perf_counter() - started}
 
 
-def _export_point(point: CurvePoint, dest: Path, seconds: dict) -> dict:
+def _export_point(point: CurvePoint, dest: Path, seconds: dict, workers) -> dict:
     """Write a point's small results into `dest`; returns its files and sha256 sums."""
     profile = point.profile()
     root = experiments.synthetic_dataset(profile, progress=False)
     config = TrainConfig.from_profile(profile, model=NETWORK[0], mode=NETWORK[1])
-    run = experiments.load_or_train(config, root, setup=train.Setup(progress=False))
+    run = experiments.load_or_train(config, root, setup=workers.setup())
     experiments.export_run(run, root, dest / "network", embeddings=False)
     if point.ids == "dev":
         results, _, _ = baseline.load_or_run_baseline(root, profile, seed=profile.seeds[0],
@@ -147,7 +150,7 @@ def _export_point(point: CurvePoint, dest: Path, seconds: dict) -> dict:
             "best_epoch": int(run.history.loc[run.history["val_loss"].idxmin(), "epoch"]),
             "network_train_seconds": float(run.history["seconds"].sum()),
             "seconds_this_machine": seconds,
-            "machine": experiments.machine_line(jobs=2)}
+            "machine": experiments.machine_line(workers.jobs, workers.device)}
     runtime.write_text_atomic(json.dumps(info, indent=1) + "\n", dest / "point.json")
     return {p.relative_to(dest).as_posix(): experiments.sha256(p)
             for p in sorted(dest.rglob("*")) if p.is_file()}
@@ -158,12 +161,12 @@ def _manifest(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"points": {}}
 
 
-def _publish(point: CurvePoint, seconds: dict, dest_dir: Path) -> None:
+def _publish(point: CurvePoint, seconds: dict, dest_dir: Path, workers) -> None:
     """Export one finished point into `dest_dir` and record it in the manifest (atomically)."""
     dest_dir.mkdir(parents=True, exist_ok=True)
     work = dest_dir / f".{point.name}.partial"
     shutil.rmtree(work, ignore_errors=True)
-    files = _export_point(point, work, seconds)
+    files = _export_point(point, work, seconds, workers)
     final = dest_dir / point.name
     if final.exists():
         shutil.rmtree(final)
@@ -175,15 +178,17 @@ def _publish(point: CurvePoint, seconds: dict, dest_dir: Path) -> None:
                               dest_dir / "MANIFEST.json")
 
 
-def publish_curve(points=None, jobs: int = 2, progress: bool = True, dest=None,
+def publish_curve(points=None, workers=None, progress: bool = True, dest=None,
                   on_published=None) -> list:
     """Train the curve's missing points and publish each one as soon as both its models are done.
 
     Args:
         points: `CurvePoint`s or names of `CURVE` points (default: all of `CURVE`, in order).
-        jobs: worker processes, one torch thread each (the autoencoder and the network of a
-            point train side by side).
-        progress: a progress bar over the models.
+        workers: an `asdlib.experiments.Workers`, as for the published runs (default: two CPU
+            processes, one torch thread each; the autoencoder and the network of a point train
+            side by side). ``python -m asdlib curve --gpu`` gives the GPU route's: the data
+            generated with every core, the network's clips held on the GPU.
+        progress: a progress bar over the models (and the data being generated).
         dest: where to publish (default `EVIDENCE_DIR`).
         on_published: optional ``fn(point)`` called after each point is published (``make
             curve`` commits it there).
@@ -192,14 +197,19 @@ def publish_curve(points=None, jobs: int = 2, progress: bool = True, dest=None,
         The names of the points published by this call.
     """
     chosen = [p if isinstance(p, CurvePoint) else _point(p) for p in points] if points else list(CURVE)
+    workers = workers if workers is not None else experiments.Workers()
+    runtime.device(workers.device)  # a device this machine lacks is refused before anything runs
     dest = Path(dest) if dest is not None else EVIDENCE_DIR
     done = set(_manifest(dest)["points"])
     todo = [p for p in chosen if p.name not in done]
     job_list = []
     for point in todo:
-        job_list.append(("network", point, str(runtime.home())))
+        # generated here with `workers.synth_workers` processes, then read by the jobs
+        experiments.synthetic_dataset(point.profile(), progress=progress,
+                                      workers=workers.synth_workers)
+        job_list.append(("network", point, str(runtime.home()), workers))
         if point.ids == "dev":
-            job_list.append(("autoencoder", point, str(runtime.home())))
+            job_list.append(("autoencoder", point, str(runtime.home()), workers))
     waiting = {p.name: {j[0] for j in job_list if j[1] == p} for p in todo}
     seconds = {p.name: {} for p in todo}
     published = []
@@ -213,17 +223,20 @@ def publish_curve(points=None, jobs: int = 2, progress: bool = True, dest=None,
         bar.update(1)
         if not waiting[name]:
             point = _point(name, todo)
-            _publish(point, seconds[name], dest)
+            _publish(point, seconds[name], dest, workers)
             published.append(name)
             if on_published is not None:
                 on_published(point)
 
-    if jobs > 1 and len(job_list) > 1:
+    if workers.jobs > 1 and len(job_list) > 1:
         context = multiprocessing.get_context("spawn")
-        with context.Pool(jobs, initializer=runtime.reuse_freed_memory, maxtasksperchild=1) as pool:
+        initializer = runtime.reuse_freed_memory if workers.reuse_freed_memory else None
+        with context.Pool(workers.jobs, initializer=initializer, maxtasksperchild=1) as pool:
             for result in pool.imap_unordered(_job, job_list):
                 finished(result)
     else:
+        if workers.reuse_freed_memory:
+            runtime.reuse_freed_memory()
         for job in job_list:
             finished(_job(job))
     bar.close()

@@ -311,10 +311,12 @@ def write_csv_gz(frame: pd.DataFrame, path) -> None:
             f.write(frame.to_csv(index=False).encode())
 
 
-def machine_line(jobs: int) -> str:
-    """The machine that trained something, in one line (the manifests name it)."""
+def machine_line(jobs: int, device=None) -> str:
+    """The machine that trained something, in one line (the manifests name it): the CPU, the
+    worker processes, torch and Python, and the device (a GPU by name)."""
     return (f"{runtime.cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, {jobs} jobs "
-            f"x 1 torch thread, torch {torch.__version__}, Python {platform.python_version()}")
+            f"x 1 torch thread, torch {torch.__version__}, Python {platform.python_version()}, "
+            f"device {_device_line(device)}")
 
 
 def export_run(run: runfolder.Run, data_root: Path, dest: Path, embeddings: bool) -> dict:
@@ -570,7 +572,7 @@ def publish_runs(profile=None, workers: Workers | None = None, dest=None, progre
     configs = book_runs(chosen)
     wanted = {runfolder.key(c, dataset): c for c in configs}
     wanted[autoencoder_name(chosen, dataset)] = None
-    machine = f"{machine_line(workers.jobs)}, device {_device_line(workers.device)}"
+    machine = machine_line(workers.jobs, workers.device)
     manifest = _Manifest(dest, chosen, dataset, wanted, machine, workers.jobs)
     entry = _publish_autoencoder(manifest, root, progress)
     if entry is not None and on_published is not None:

@@ -596,3 +596,18 @@ def test_the_largest_and_smallest_valid_values_are_taken(data, tmp_path, capsys)
 
     assert layout.num_samples(60) == 60 * 16000 and command_line.seconds_float("60") == 60
     assert command_line.learning_rate("1") == 1.0 and command_line.workers_int("0") == 0
+
+
+@pytest.mark.parametrize("command", ["runs", "curve"])
+def test_the_gpu_route_without_a_gpu_is_refused_in_one_line(command, tmp_path):
+    """`make runs-gpu` / `make curve-gpu` on a machine without CUDA: refused before any data."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = subprocess.run([sys.executable, "-m", "asdlib", command, "--gpu", "--quiet"],
+                            capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, ASDLIB_HOME=str(tmp_path / "home")))
+    _one_line(result.returncode, result.stderr, f"python -m asdlib {command}: error: --gpu: ",
+              "no CUDA GPU (available: cpu", "leave out --gpu")
+    assert not (tmp_path / "home").exists()  # nothing generated

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asdlib import curve, layout, synth
+from asdlib import curve, experiments, layout, synth
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ONE_JOB = experiments.Workers(jobs=1, reuse_freed_memory=False)
 
 POINTS = [curve.CurvePoint(6, base="smoke"), curve.CurvePoint(12, base="smoke"),
           curve.CurvePoint(6, ids="all", base="smoke"),
@@ -23,7 +25,7 @@ def published(tmp_path_factory):
         patch.setenv("ASDLIB_HOME", str(tmp_path_factory.mktemp("home")))
         dest = tmp_path_factory.mktemp("evidence")
         names = []
-        assert curve.publish_curve(POINTS, jobs=1, progress=False, dest=dest,
+        assert curve.publish_curve(POINTS, ONE_JOB, progress=False, dest=dest,
                                    on_published=lambda p: names.append(p.name))
         return dest, names
 
@@ -85,6 +87,29 @@ def test_a_changed_point_is_refused_and_a_missing_one_named(published, tmp_path)
         curve.read_point("train6", copy)
     with pytest.raises(FileNotFoundError, match="not published"):
         curve.read_point("train3000", copy)
+
+
+def test_the_gpu_route_publishes_the_point_the_cpu_route_does(published, tmp_path, monkeypatch):
+    """`curve --gpu` (data from several generator processes, the network's clips held on the
+    device, the two models side by side in two processes), run on the CPU at smoke size: the
+    same clips, the same batches, so the same published scores; only the times differ."""
+    dest, _ = published
+    monkeypatch.setenv("ASDLIB_HOME", str(tmp_path / "home"))
+    route = experiments.Workers(jobs=2, device="cpu", data_on_device=True, synth_workers=2,
+                                reuse_freed_memory=False)
+    assert curve.publish_curve([POINTS[0]], route, progress=False, dest=tmp_path / "gpu") == ["train6"]
+    cpu, gpu = (json.loads((d / "MANIFEST.json").read_text())["points"]["train6"]["files"]
+                for d in (dest, tmp_path / "gpu"))
+    for name in ("autoencoder_scores.csv.gz", "network/scores.csv.gz"):
+        assert cpu[name] == gpu[name], name
+    metrics = [json.loads((d / "train6" / "network" / "metrics.json").read_text())
+               for d in (dest, tmp_path / "gpu")]
+    for m in metrics:
+        m.pop("seconds")  # the time the scoring took
+    assert metrics[0] == metrics[1]
+    info = json.loads((tmp_path / "gpu" / "train6" / "point.json").read_text())
+    assert ", 2 jobs x 1 torch thread" in info["machine"] and info["machine"].endswith("device cpu")
+    assert set(info["seconds_this_machine"]) == {"autoencoder", "network"}
 
 
 def test_the_strong_machines_are_the_kept_ones_scaled():

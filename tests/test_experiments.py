@@ -163,7 +163,7 @@ def test_the_one_thread_of_a_worker_is_given_back(monkeypatch, tmp_path):
     workers = experiments.Workers(jobs=1, device="cpu")
     with runtime.torch_threads(2):
         experiments._train_one((config, str(tmp_path), str(tmp_path), workers))
-        curve._job(("network", curve.CurvePoint(6, base="smoke"), str(tmp_path)))
+        curve._job(("network", curve.CurvePoint(6, base="smoke"), str(tmp_path), workers))
         assert torch.get_num_threads() == 2
         def failing_train(*args, **kwargs):
             seen.append(torch.get_num_threads())
