@@ -398,11 +398,11 @@ def _runs_options(add) -> None:
 
 
 def _workers(gpu: bool, jobs: int) -> "experiments.Workers":
-    """How `runs` and `curve` train: ``jobs`` CPU processes with one torch thread each, or with
-    ``gpu`` the GPU route (the data generated with every core, the clips held on the GPU, ``jobs``
-    runs at a time there)."""
+    """How `runs` and `curve` train: ``jobs`` CPU processes with one torch thread each (which
+    generate the data first, if it is missing), or with ``gpu`` the GPU route (the data
+    generated with every core, the clips held on the GPU, ``jobs`` runs at a time there)."""
     if not gpu:
-        return experiments.Workers(jobs=jobs)
+        return experiments.Workers(jobs=jobs, synth_workers=jobs)
     try:
         runtime.device("cuda")  # refused before anything is generated or trained
     except ValueError:
