@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--mode", default="noisy_arcmix")
     parser.add_argument("--device", default="cuda", help="cuda (cpu: only to try the script)")
     args = parser.parse_args()
-    device = runtime.device(args.device)
+    try:
+        device = runtime.device(args.device)
+    except ValueError as err:  # no CUDA GPU here: one line, not a traceback
+        raise SystemExit(f"gpu_throughput.py: {err}") from None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else runtime.cpu_model()
     print(f"{name}, torch {torch.__version__}, "
           f"{multiprocessing.cpu_count()} cores; {args.model} {args.mode}, evidence recipe")
