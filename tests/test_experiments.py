@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -52,9 +51,7 @@ def test_load_or_train_trains_once_then_reads_the_cache(valve_data, arcface_run,
 
     monkeypatch.setattr("asdlib.train.train", forbidden)
     monkeypatch.setattr("asdlib.evaluate.evaluate", forbidden)
-    started = time.perf_counter()
     again = experiments.load_or_train(config, valve_data, setup=Setup(progress=False), runs_dir=runs_dir)
-    assert time.perf_counter() - started < 5.0
     assert again.path == run.path and again.metrics == run.metrics
 
 
