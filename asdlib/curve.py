@@ -114,7 +114,7 @@ def _job(job) -> dict:
     """Train one model of one point, in a worker process with one torch thread:
     ("autoencoder" | "network", `CurvePoint`, home, `asdlib.experiments.Workers`). The network
     trains on the workers' device (with its clips held there if they say so); the autoencoder
-    on `asdlib.runtime.device()`'s."""
+    on `asdlib.runtime.device()` (the GPU, where there is one)."""
     kind, point, home, workers = job
     os.environ[runtime.HOME_VAR] = home
     profile = point.profile()

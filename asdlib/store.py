@@ -85,8 +85,9 @@ def _owner_file(path: Path) -> Path:
 
 def _owner(path: Path, patience: float = 1.0) -> str:
     """Who holds the lock of ``path``, as its holder wrote it beside the lock. The holder writes
-    it just after taking the lock, so a process that found the lock taken a moment earlier
-    looks again for up to ``patience`` seconds before it says "another process"."""
+    it just after taking the lock, so a process that found the lock taken a moment earlier (and
+    the file missing or still empty) looks again for up to ``patience`` seconds before it says
+    "another process"."""
     deadline = time.monotonic() + patience
     while True:
         try:
@@ -116,11 +117,8 @@ def hold(path, description: str | None = None):
     try:
         command = " ".join(sys.argv) or "python"
         try:
-            # written whole or not at all: a waiting process never reads half a line
-            written = _owner_file(path).with_suffix(f".{os.getpid()}.tmp")
-            written.write_text(f"process {os.getpid()} on {socket.gethostname()} "
-                               f"({command[:120]})\n")
-            os.replace(written, _owner_file(path))
+            _owner_file(path).write_text(f"process {os.getpid()} on {socket.gethostname()} "
+                                         f"({command[:120]})\n")
         except OSError:
             pass  # the message of a waiting process is only less precise
         yield
