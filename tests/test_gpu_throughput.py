@@ -1,12 +1,15 @@
-"""benchmarks/gpu_throughput.py (sizing the GPU route): it runs, and its estimate adds up."""
+"""benchmarks/gpu_throughput.py (sizing the GPU route): it runs, and its estimate adds up; and
+benchmarks/gpu_curve.sh (the GPU route in one sitting) leaves what the next sitting needs."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -49,3 +52,24 @@ def test_without_a_gpu_it_says_so_in_one_line():
                             text=True, timeout=120, cwd=REPO)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("gpu_throughput.py: device: cuda asked for a CUDA GPU")
+
+
+def test_the_one_sitting_script_leaves_the_published_points_and_a_state_to_take_back(tmp_path):
+    # benchmarks/gpu_curve.sh on the CPU route, its deadline reached at once: what it leaves for
+    # the next sitting is there, and the published points' archive holds the manifest
+    out, home = tmp_path / "out", tmp_path / "home"
+    env = dict(os.environ, ROUTE="--jobs 1", ASDLIB_HOME=str(home),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_curve.sh"), str(out), "1",
+                           "train3000"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "curve: exit 124" in done.stdout  # stopped by its deadline
+    assert {p.name for p in out.iterdir()} == {"curve.log", "table.txt", "points.tar", "state.tar"}
+    with tarfile.open(out / "points.tar") as points:
+        assert "./MANIFEST.json" in points.getnames()
+    assert "train100" in (out / "table.txt").read_text()
+    # a STATE (an earlier sitting's) that cannot be unpacked is refused in one line
+    env["STATE"] = str(tmp_path / "missing.tar")
+    refused = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_curve.sh"), str(out), "1"],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "STATE: cannot unpack" in refused.stderr
