@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -228,17 +227,8 @@ def publish_curve(points=None, workers=None, progress: bool = True, dest=None,
             if on_published is not None:
                 on_published(point)
 
-    if workers.jobs > 1 and len(job_list) > 1:
-        context = multiprocessing.get_context("spawn")
-        initializer = runtime.reuse_freed_memory if workers.reuse_freed_memory else None
-        with context.Pool(workers.jobs, initializer=initializer, maxtasksperchild=1) as pool:
-            for result in pool.imap_unordered(_job, job_list):
-                finished(result)
-    else:
-        if workers.reuse_freed_memory:
-            runtime.reuse_freed_memory()
-        for job in job_list:
-            finished(_job(job))
+    for result in workers.imap(_job, job_list):
+        finished(result)
     bar.close()
     return published
 

@@ -364,6 +364,21 @@ class Workers:
         """The `asdlib.train.Setup` of one worker's run (no progress bars)."""
         return train.Setup(device=self.device, progress=False, data_on_device=self.data_on_device)
 
+    def imap(self, fn, jobs: list):
+        """``fn(job)`` for every job, in `jobs` spawned processes (a fresh one per job), or here
+        one after another when there is one process or one job; yields each result as soon as
+        it is done (in the order they finish). `fn` must be importable by name (spawn)."""
+        if self.jobs > 1 and len(jobs) > 1:
+            context = multiprocessing.get_context("spawn")
+            initializer = runtime.reuse_freed_memory if self.reuse_freed_memory else None
+            with context.Pool(self.jobs, initializer=initializer, maxtasksperchild=1) as pool:
+                yield from pool.imap_unordered(fn, jobs)
+        else:
+            if self.reuse_freed_memory:
+                runtime.reuse_freed_memory()
+            for job in jobs:
+                yield fn(job)
+
 
 def _train_one(job) -> str:
     """One published run, in a worker process with one torch thread (`publish_runs`):
@@ -379,16 +394,7 @@ def _train_one(job) -> str:
 def _train_all(configs: list, data_root: Path, workers: Workers):
     """Train `configs` in `workers.jobs` processes; yields each finished run's folder at once."""
     jobs = [(c.to_dict(), str(data_root), str(runtime.home()), workers) for c in configs]
-    if workers.jobs > 1 and len(jobs) > 1:
-        context = multiprocessing.get_context("spawn")
-        initializer = runtime.reuse_freed_memory if workers.reuse_freed_memory else None
-        with context.Pool(workers.jobs, initializer=initializer, maxtasksperchild=1) as pool:
-            yield from pool.imap_unordered(_train_one, jobs)
-    else:
-        if workers.reuse_freed_memory:
-            runtime.reuse_freed_memory()
-        for job in jobs:
-            yield _train_one(job)
+    yield from workers.imap(_train_one, jobs)
 
 
 def _device_line(device) -> str:

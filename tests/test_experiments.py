@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import operator
 from pathlib import Path
 
 import pandas as pd
@@ -205,3 +206,12 @@ def test_commit_published_commits_only_the_publishing_folder(tmp_path, monkeypat
 def test_commit_published_refuses_a_folder_outside_git(tmp_path):
     with pytest.raises(ValueError, match="not inside a git checkout"):
         experiments.check_committable(tmp_path / "published")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_workers_call_every_job_once_in_spawned_processes_or_here(jobs):
+    # one mechanism for the published runs and the learning curve: two processes (spawned, one
+    # per job) or one after another here; every result comes back, in the order they finish
+    workers = experiments.Workers(jobs=jobs, reuse_freed_memory=False)
+    assert sorted(workers.imap(operator.neg, [1, 2, 3])) == [-3, -2, -1]
+    assert list(workers.imap(operator.neg, [])) == []
