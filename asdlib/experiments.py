@@ -365,9 +365,9 @@ class Workers:
         return train.Setup(device=self.device, progress=False, data_on_device=self.data_on_device)
 
     def imap(self, fn, jobs: list):
-        """``fn(job)`` for every job, in `jobs` spawned processes (a fresh one per job), or here
-        one after another when there is one process or one job; yields each result as soon as
-        it is done (in the order they finish). `fn` must be importable by name (spawn)."""
+        """``fn(job)`` for every job, in `self.jobs` spawned processes (a fresh one per job), or
+        here one after another when there is one process or one job; yields each result as soon
+        as it is done (in the order they finish). `fn` must be importable by name (spawn)."""
         if self.jobs > 1 and len(jobs) > 1:
             context = multiprocessing.get_context("spawn")
             initializer = runtime.reuse_freed_memory if self.reuse_freed_memory else None

@@ -219,11 +219,12 @@ PROFILES = {
 # run takes over an hour; each point's point.json in asdlib/evidence/ has its training time).
 # 200 + 200 test clips per ID, and seeds toward chapter 10's target of standard errors of at
 # most 0.5 on the paired differences (test clips are only scored: cheap; the seeds' spread is
-# most of the SE): six at first, seven since 2026-12-06, added a few at a time. bfloat16 with float32 islands
-# (asdlib.models.float32_islands): on a CPU with native bfloat16 (the book's AMD EPYC:
-# avx512_bf16) a step of these sizes costs 0.69x the CPU time of float32 (`python -m asdlib
-# bench --levers book --cpu-time`), and a bf16 run tracks its float32 twin (README, "The faster
-# step"); other CPUs compute the same arithmetic without the instructions, more slowly.
+# most of the SE): six at first, seven since 2026-12-06, added a few at a time.
+# bfloat16 with float32 islands (asdlib.models.float32_islands): on a CPU with native bfloat16
+# (the book's AMD EPYC: avx512_bf16) a step of these sizes costs 0.69x the CPU time of float32
+# (`python -m asdlib bench --levers book --cpu-time`), and a bf16 run tracks its float32 twin
+# (README, "The faster step"); other CPUs compute the same arithmetic without the instructions,
+# more slowly.
 # `make runs` (the book profile's runs are these) trains and publishes what is missing; the
 # training time of each published run is in asdlib/published/MANIFEST.json. Add seeds here and
 # `make runs` trains only the new ones.
