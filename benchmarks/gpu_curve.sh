@@ -3,9 +3,9 @@
 # fast several runs share the GPU (benchmarks/gpu_throughput.py), then the learning curve's
 # missing points with `python -m asdlib curve --gpu`, stopped before a deadline. Whatever is
 # finished is published under asdlib/evidence/ as on the CPU; the script copies the published
-# points to OUT_DIR (points.tar) and, when the deadline cut a run short, that run's state
-# (state.tar: checkpoints and history, no data), which a later sitting takes back with
-# STATE=state.tar so the runs go on from their last epoch. The data is generated again there
+# points to OUT_DIR (points.tar) and the runs' state (state.tar: checkpoints and history of the
+# finished and the unfinished runs, no data), which a later sitting takes back with
+# STATE=state.tar so a run the deadline cut short goes on from its last epoch. The data is generated again there
 # (seconds with 16 cores; its fingerprint is checked).
 #
 #   benchmarks/gpu_curve.sh OUT_DIR [SECONDS] [POINT ...]
